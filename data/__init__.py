@@ -1,0 +1,1 @@
+"""Data stage: classes, image reading, annotations, layout, splits, augmentations, cache, synthetic hands."""

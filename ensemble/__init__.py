@@ -1,0 +1,1 @@
+"""Ensemble stage: RLE, submission CSVs, validation, evaluation, voting and the build command."""

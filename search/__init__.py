@@ -1,0 +1,1 @@
+"""Search stage: search spaces, OptunaSearch with ASHA, Ray start-up, the dashboard."""

@@ -1,0 +1,1 @@
+"""Trainable stage: models, losses, Dice, the training loop and the Ray Tune trainable."""
