@@ -12,9 +12,8 @@ venv: $(VENV)/.installed
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --upgrade --quiet pip
-	$(PY) -m pip install --quiet -r requirements.txt
-	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(PY) -m pip install -qq -r requirements.txt "setuptools>=68"
+	$(PY) -m pip install -qq --no-deps --no-build-isolation -e .
 	touch $@
 
 # Headless Chromium for the dashboard test (Debian package; needs root or sudo).
