@@ -230,7 +230,6 @@ def _short_repr(value: object, limit: int = 80) -> str:
 
 
 def _warn(message: str) -> None:
-    # stacklevel 3 points at the caller of load_annotations or rasterize.
     warnings.warn(message, AnnotationWarning, stacklevel=3)
 
 

@@ -33,7 +33,7 @@ from data.layout import LayoutError, Sample, discover
 
 @dataclass
 class CheckReport:
-    """What :func:`check_dataset` found.
+    """Findings of :func:`check_dataset`.
 
     Attributes:
         root: the dataset folder as given.
@@ -62,7 +62,10 @@ class CheckReport:
 
 
 def check_dataset(root: str | os.PathLike, decode: bool = False) -> CheckReport:
-    """Check the dataset at ``root`` and return the findings; never raises on dataset defects.
+    """Check the dataset at ``root`` and return the findings.
+
+    Dataset defects, including folders the process cannot list, become report errors
+    instead of exceptions.
 
     Args:
         root: competition-layout folder (see ``data.layout``).
@@ -77,6 +80,9 @@ def check_dataset(root: str | os.PathLike, decode: bool = False) -> CheckReport:
         index = discover(root)
     except LayoutError as error:
         report.errors.append(str(error))
+        return report
+    except OSError as error:
+        report.errors.append(f"cannot list dataset folder {error.filename}: {error.strerror}")
         return report
     report.warnings.extend(index.problems)
 

@@ -136,7 +136,7 @@ def stretch_to_uint8(image: np.ndarray) -> np.ndarray:
 
     Returns:
         (H, W) uint8 array, ``round((v - min) * 255 / (max - min))``; all zeros when the image
-        holds a single value.
+        contains a single value.
     """
     low = int(image.min())
     high = int(image.max())

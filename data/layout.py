@@ -197,7 +197,7 @@ def list_images(folder: str | os.PathLike) -> list[Sample]:
         path.
 
     Raises:
-        LayoutError: ``folder`` is not a folder, holds no image, or two images share a name.
+        LayoutError: ``folder`` is not a folder, contains no image, or two images share a name.
     """
     top = Path(folder).expanduser().resolve()
     if not top.is_dir():

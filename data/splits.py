@@ -1,7 +1,7 @@
 """Patient-grouped K-fold splits and the split file.
 
-Both hands of a patient land in the same fold, so a validation fold never holds a hand whose
-other hand was trained on. Folds are balanced by image count.
+Both hands of a patient land in the same fold, so no hand in a validation fold has its other hand
+in the training folds. Folds are balanced by image count.
 
 Split file (JSON, written by :func:`write_splits`)::
 
@@ -157,7 +157,7 @@ def validate_splits(splits: object, source: str = "split dict") -> None:
 
     Checks the version, that ``n_folds`` is an integer >= 2, that ``seed`` is an integer, that
     every fold number in ``patients`` and ``images`` is in ``0..n_folds-1``, and that every fold
-    holds at least one image.
+    contains at least one image.
     """
     if not isinstance(splits, dict):
         raise SplitError(f"{source}: expected a JSON object, found {type(splits).__name__}")

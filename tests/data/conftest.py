@@ -41,7 +41,7 @@ def make_competition_root(
 ) -> Path:
     """Write ``root/train`` with ``patients[pid]`` annotated images each, and ``root/test``.
 
-    Image names are ``<pid>_<k>.png``, unique across the dataset; each JSON holds one square
+    Image names are ``<pid>_<k>.png``, unique across the dataset; each JSON contains one square
     per label.
     """
     for patient, count in patients.items():

@@ -259,7 +259,7 @@ def test_rasterize_non_square_scaling() -> None:
 
 
 def test_rasterize_upscale_doubles_square() -> None:
-    # Pixel square 1..2 of a 4x4 image covers [1, 3) continuous; at 8x8 that is pixels 2..5.
+    # Vertices on pixel centres 1 and 2 of a 4x4 image span 1.5..2.5 in continuous units.
     points = [[1, 1], [2, 1], [2, 2], [1, 2]]
     mask = rasterize([_annotation("Scaphoid", points)], (4, 4), (8, 8))
     channel = mask[CLASS_INDEX["Scaphoid"]]
