@@ -12,12 +12,12 @@ from data.synth_anatomy import Bone, TissuePart
 # Length of the third metacarpal as a fraction of the image side. At 0.22 the hand from the
 # fingertips to the distal radius spans about two thirds of the image, as in the competition's
 # 2048 x 2048 radiographs.
-SCALE_RANGE: tuple[float, float] = (0.19, 0.25)
+SCALE_RANGE: tuple[float, float] = (0.18, 0.24)
 # The hand (everything but the forearm) stays inside this box, as fractions of the image side:
 # (left, top, right, bottom).
-HAND_BOX: tuple[float, float, float, float] = (0.02, 0.02, 0.98, 0.96)
+HAND_BOX: tuple[float, float, float, float] = (0.02, 0.02, 0.98, 0.82)
 # Radial (+) or ulnar (-) deviation of a bent wrist, degrees.
-WRIST_BEND_RANGE: tuple[float, float] = (15.0, 35.0)
+WRIST_BEND_RANGE: tuple[float, float] = (18.0, 35.0)
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ def sample_pose(rng: np.random.Generator, side: str, wrist_bend_probability: flo
         sign = -1.0 if rng.random() < 0.6 else 1.0
         wrist_bend = sign * rng.uniform(*WRIST_BEND_RANGE)
     else:
-        wrist_bend = 3.0 * float(np.clip(rng.standard_normal(), -2.0, 2.0))
+        wrist_bend = 2.5 * float(np.clip(rng.standard_normal(), -2.0, 2.0))
     return Pose(
         side=side,
         spread=float(rng.uniform(0.35, 1.5)),
@@ -77,13 +77,17 @@ def _to_image(points: np.ndarray, pose: Pose, scale_px: float) -> np.ndarray:
 
 
 def clip_polygon(polygon: np.ndarray, size: int) -> np.ndarray:
-    """Clip a polygon to the image square [0, size] x [0, size] (Sutherland-Hodgman).
+    """Clip a polygon to the image of side ``size`` (Sutherland-Hodgman).
+
+    The image spans ``-0.5 <= x, y <= size - 0.5`` in pixel-centre coordinates, as in
+    ``data.annotations``.
 
     Returns:
         (M, 2) float64 vertices; empty (0, 2) when the polygon lies outside the image.
     """
+    low, high = -0.5, size - 0.5
     points = [tuple(p) for p in polygon]
-    for axis, limit, keep_below in ((0, 0.0, False), (0, size, True), (1, 0.0, False), (1, size, True)):
+    for axis, limit, keep_below in ((0, low, False), (0, high, True), (1, low, False), (1, high, True)):
         if not points:
             break
 
@@ -95,7 +99,9 @@ def clip_polygon(polygon: np.ndarray, size: int) -> np.ndarray:
             previous = points[i - 1]
             if inside(current) != inside(previous):
                 t = (limit - previous[axis]) / (current[axis] - previous[axis])
-                clipped.append(tuple(previous[k] + t * (current[k] - previous[k]) for k in (0, 1)))
+                crossing = [previous[k] + t * (current[k] - previous[k]) for k in (0, 1)]
+                crossing[axis] = limit
+                clipped.append(tuple(crossing))
             if inside(current):
                 clipped.append(current)
         points = clipped
