@@ -218,12 +218,11 @@ class Record:
     offset: int
 
 
-def iter_records(path: str | os.PathLike) -> Iterator[Record]:
-    """Yield the records of a CSV one at a time, the header included, with line numbers.
+def iter_lines(path: str | os.PathLike) -> Iterator[tuple[int, int, bytes]]:
+    """Yield ``(line_number, byte_offset, raw_line)`` for every line of a file.
 
-    Lines are read as bytes, so each record's byte offset can be stored and the record read
-    again later with :func:`read_record_at`. A quoted field that contains a line break is not
-    supported and raises SubmissionError.
+    Raises:
+        SubmissionError: when the file cannot be opened.
     """
     path = Path(path)
     try:
@@ -232,19 +231,32 @@ def iter_records(path: str | os.PathLike) -> Iterator[Record]:
         raise SubmissionError(f"cannot open submission {path}: {error.strerror}") from None
     with handle:
         offset = 0
-        line_number = 0
-        for raw_line in handle:
-            line_number += 1
-            fields = _parse_line(raw_line, path, line_number)
-            if fields is not None:
-                yield Record(line_number, fields, offset)
+        for line_number, raw_line in enumerate(handle, start=1):
+            yield line_number, offset, raw_line
             offset += len(raw_line)
+
+
+def iter_records(path: str | os.PathLike) -> Iterator[Record]:
+    """Yield the records of a CSV one at a time, the header included, with line numbers.
+
+    Lines are read as bytes, so each record's byte offset can be stored and the record read
+    again later with :func:`read_record_at`. Blank lines are skipped.
+
+    Raises:
+        SubmissionError: on a line that is not UTF-8 or has unbalanced quotes (a quoted field
+            with a line break is not supported).
+    """
+    path = Path(path)
+    for line_number, offset, raw_line in iter_lines(path):
+        fields = parse_line(raw_line, path, line_number)
+        if fields is not None:
+            yield Record(line_number, fields, offset)
 
 
 def read_record_at(handle: BinaryIO, offset: int, path: Path) -> list[str]:
     """Read the CSV record that starts at ``offset`` of an open binary file."""
     handle.seek(offset)
-    fields = _parse_line(handle.readline(), path, None)
+    fields = parse_line(handle.readline(), path, None)
     return fields if fields is not None else []
 
 
@@ -332,8 +344,12 @@ def _rle_field(rle: str | float | None, key: Key) -> str:
     return rle
 
 
-def _parse_line(raw_line: bytes, path: Path, line_number: int | None) -> list[str] | None:
-    """Parse one CSV line; return None for a blank line."""
+def parse_line(raw_line: bytes, path: Path, line_number: int | None) -> list[str] | None:
+    """Parse one CSV line into its fields; return None for a blank line.
+
+    Raises:
+        SubmissionError: when the line is not UTF-8 or has unbalanced quotes.
+    """
     where = f"{path} line {line_number}" if line_number is not None else str(path)
     try:
         text = raw_line.decode("utf-8")
