@@ -264,7 +264,8 @@ def rasterize(
         bones overlap; a class without a polygon is all zeros.
 
     Raises:
-        ValueError: a size is not two positive integers, or a label is unknown.
+        ValueError: a size is not two positive integers, a label is unknown, or a polygon
+            is not an (N, 2) array with N >= 3.
 
     Warns:
         AnnotationWarning: a polygon has points outside the image; the part outside is cut off.
@@ -282,6 +283,12 @@ def rasterize(
         if channel is None:
             raise ValueError(
                 f"unknown class label {annotation.label!r}; expected one of: " + ", ".join(CLASSES)
+            )
+        points = annotation.points
+        if points.ndim != 2 or points.shape[1] != 2 or len(points) < 3:
+            raise ValueError(
+                f"annotation {annotation.label!r} from {annotation.source or '<unknown>'}: "
+                f"points must be an (N, 2) array with N >= 3, got shape {points.shape}"
             )
         outside = points_outside(annotation, image_size)
         if outside:

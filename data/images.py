@@ -5,7 +5,9 @@ JPEG; OpenCV decodes by content, so BMP and TIFF also load. Policies:
 
 - 16-bit images: the range of values the image uses, ``[min, max]``, is stretched linearly to
   ``0..255`` and rounded, because radiographs stored in 16 bits often fill only 10 to 12 of them.
-  An image with a single value (``min == max``) becomes all zeros.
+  An image with a single value (``min == max``) becomes all zeros. The same stretch applies to
+  the other pixel types OpenCV can return from TIFF (signed integers, 32- and 64-bit floats);
+  a float image with NaN or infinity is rejected.
 - Colour images: converted with OpenCV's ITU-R BT.601 luma weights
   (``0.299 R + 0.587 G + 0.114 B``). A palette PNG is expanded to its colours first.
 - Alpha channels are dropped, not composited: a transparent pixel keeps its colour value.
@@ -100,47 +102,52 @@ def _read_bytes(path: str | os.PathLike) -> bytes:
 
 
 def _to_gray_uint8(decoded: np.ndarray, path: str | os.PathLike) -> np.ndarray:
-    """Convert a decoded (H, W) or (H, W, C) uint8/uint16 array to (H, W) uint8."""
+    """Convert a decoded (H, W) or (H, W, C) array of any OpenCV pixel type to (H, W) uint8."""
     if decoded.ndim == 3:
-        decoded = _drop_alpha_to_gray(decoded, path)
+        decoded = _colour_to_gray(decoded, path)
     if decoded.ndim != 2:
         raise ImageReadError(path, f"unsupported decoded shape {decoded.shape}")
 
     if decoded.dtype == np.uint8:
         return np.ascontiguousarray(decoded)
-    if decoded.dtype == np.uint16:
+    if np.issubdtype(decoded.dtype, np.floating) and not np.isfinite(decoded).all():
+        raise ImageReadError(path, "float pixels contain NaN or infinity")
+    if np.issubdtype(decoded.dtype, np.integer) or np.issubdtype(decoded.dtype, np.floating):
         return stretch_to_uint8(decoded)
-    raise ImageReadError(
-        path, f"unsupported pixel type {decoded.dtype}; expected 8- or 16-bit integers"
-    )
+    raise ImageReadError(path, f"unsupported pixel type {decoded.dtype}")
 
 
-def _drop_alpha_to_gray(decoded: np.ndarray, path: str | os.PathLike) -> np.ndarray:
+def _colour_to_gray(decoded: np.ndarray, path: str | os.PathLike) -> np.ndarray:
     channels = decoded.shape[2]
     if channels == 1:
         return decoded[:, :, 0]
     if channels == 2:  # gray + alpha
         return decoded[:, :, 0]
-    if channels == 3:
-        return cv2.cvtColor(decoded, cv2.COLOR_BGR2GRAY)
-    if channels == 4:
-        return cv2.cvtColor(decoded, cv2.COLOR_BGRA2GRAY)
-    raise ImageReadError(path, f"unsupported number of channels: {channels}")
+    if channels not in (3, 4):
+        raise ImageReadError(path, f"unsupported number of channels: {channels}")
+
+    if decoded.dtype not in (np.uint8, np.uint16, np.float32):
+        # cvtColor accepts only these three types; float32 holds int16 values exactly.
+        decoded = decoded.astype(np.float32)
+    code = cv2.COLOR_BGR2GRAY if channels == 3 else cv2.COLOR_BGRA2GRAY
+    return cv2.cvtColor(decoded, code)
 
 
 def stretch_to_uint8(image: np.ndarray) -> np.ndarray:
-    """Stretch the used value range ``[min, max]`` of an integer image linearly to 0..255.
+    """Stretch the used value range ``[min, max]`` of an image linearly to 0..255.
 
     Args:
-        image: (H, W) integer array, e.g. uint16.
+        image: (H, W) integer or finite float array, e.g. uint16.
 
     Returns:
         (H, W) uint8 array, ``round((v - min) * 255 / (max - min))``; all zeros when the image
         contains a single value.
     """
-    low = int(image.min())
-    high = int(image.max())
+    values = image.astype(np.float64)
+    low = values.min()
+    high = values.max()
     if high == low:
         return np.zeros(image.shape, dtype=np.uint8)
-    scaled = (image.astype(np.float64) - low) * (255.0 / (high - low))
+    # Multiplying before dividing keeps integer inputs exact, so halves round as documented.
+    scaled = (values - low) * 255.0 / (high - low)
     return np.rint(scaled).astype(np.uint8)

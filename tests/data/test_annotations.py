@@ -380,3 +380,11 @@ def test_rasterize_area_tracks_polygon_area(out: int) -> None:
     mask = rasterize([_annotation("Capitate", points.tolist())], (1024, 1024), (out, out))
     perimeter_pixels = 2 * np.pi * 300 * out / 1024
     assert abs(mask.sum() - expected) < 0.15 * perimeter_pixels
+
+
+@pytest.mark.parametrize(
+    "points", [np.zeros((2, 2)), np.zeros((5, 3)), np.zeros(6)], ids=["two-points", "xyz", "flat"]
+)
+def test_rasterize_malformed_points_raise(points: np.ndarray) -> None:
+    with pytest.raises(ValueError, match=r"'Ulna' from test.json: points must be an \(N, 2\) array"):
+        rasterize([Annotation("Ulna", points, "test.json")], (8, 8))

@@ -201,8 +201,46 @@ def test_image_suffixes_are_lower_case_with_dot() -> None:
     assert all(suffix == suffix.lower() and suffix.startswith(".") for suffix in IMAGE_SUFFIXES)
 
 
+def test_one_bit_png_is_0_or_255(tmp_path: Path) -> None:
+    image = Image.fromarray(np.array([[0, 255, 0]], dtype=np.uint8)).convert("1")
+    path = _save_pil(image, tmp_path / "bits.png")
+    np.testing.assert_array_equal(read_image(path), [[0, 255, 0]])
+
+
+@pytest.mark.parametrize(
+    "values, expected",
+    [
+        # Range -100..100, scale 255 / 200: 0 -> 127.5 -> 128 (round half to even).
+        (np.array([[-100, 0, 100]], dtype=np.int16), [[0, 128, 255]]),
+        # Range -1..3, scale 255 / 4: 0 -> 63.75 -> 64, 2 -> 191.25 -> 191.
+        (np.array([[-1.0, 0.0, 2.0, 3.0]], dtype=np.float32), [[0, 64, 191, 255]]),
+    ],
+    ids=["int16", "float32"],
+)
+def test_tiff_other_types_are_stretched(tmp_path: Path, values: np.ndarray, expected) -> None:
+    path = tmp_path / "scan.tif"
+    assert cv2.imwrite(str(path), values)
+    np.testing.assert_array_equal(read_image(path), expected)
+
+
+def test_tiff_int16_colour_is_gray_then_stretched(tmp_path: Path) -> None:
+    path = tmp_path / "colour.tif"
+    values = np.array([[-100, 0, 100]], dtype=np.int16)
+    assert cv2.imwrite(str(path), np.stack([values] * 3, axis=-1))
+    np.testing.assert_array_equal(read_image(path), [[0, 128, 255]])
+
+
+def test_tiff_nan_raises(tmp_path: Path) -> None:
+    path = tmp_path / "nan.tif"
+    assert cv2.imwrite(str(path), np.array([[0.0, np.nan]], dtype=np.float32))
+    with pytest.raises(ImageReadError, match="NaN or infinity"):
+        read_image(path)
+
+
 @pytest.mark.real_data
-def test_real_radiographs_load_at_header_size(real_radiographs_dir: Path) -> None:
+def test_real_radiographs_load_like_pillow(real_radiographs_dir: Path) -> None:
+    # Each image loads at the size its header states, and matches Pillow's "L" conversion,
+    # which uses the same BT.601 weights with an independent decoder.
     paths = sorted(
         path
         for path in real_radiographs_dir.rglob("*")
@@ -210,11 +248,20 @@ def test_real_radiographs_load_at_header_size(real_radiographs_dir: Path) -> Non
     )
     assert len(paths) >= 80
     for path in paths:
-        with Image.open(path) as header:
-            width, height = header.size
+        with Image.open(path) as opened:
+            mode = opened.mode
+            width, height = opened.size
+            reference = np.asarray(opened.convert("L"), dtype=np.int16)
+
         image = read_image(path)
         assert image.ndim == 2, path
         assert image.dtype == np.uint8, path
         assert image.shape == (height, width), path
         assert read_image_size(path) == (height, width), path
         assert image.max() > image.min(), path
+
+        difference = np.abs(image.astype(np.int16) - reference)
+        if mode == "L" and path.suffix.lower() == ".png":
+            assert difference.max() == 0, path
+        else:
+            assert difference.max() <= 1, path
