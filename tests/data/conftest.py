@@ -81,3 +81,17 @@ class DatasetFiles:
 def files() -> type[DatasetFiles]:
     """Writers of test images, annotation JSONs and competition-layout folders."""
     return DatasetFiles
+
+
+@pytest.fixture(scope="module")
+def synthetic_dataset(tmp_path_factory) -> Path:
+    """A small synthetic competition-layout dataset from ``data.synth.generate_dataset``.
+
+    Same arguments as the planned session-wide ``synthetic_root`` fixture: 8 training and 2
+    test images of 128 px, seed 0.
+    """
+    from data.synth import generate_dataset
+
+    root = tmp_path_factory.mktemp("synthetic") / "dataset"
+    generate_dataset(root, n_train=8, n_test=2, size=128, seed=0)
+    return root

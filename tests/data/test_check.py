@@ -157,3 +157,14 @@ def test_cli_runs_as_file_and_fails(tmp_path: Path) -> None:
     )
     assert completed.returncode == 1, completed.stderr
     assert "does not exist" in completed.stdout
+
+
+def test_synthetic_dataset_checks_clean(synthetic_dataset: Path) -> None:
+    report = check_dataset(synthetic_dataset, decode=True)
+    assert report.errors == []
+    assert report.warnings == []
+    assert report.n_train == 8
+    assert report.n_test == 2
+    assert report.n_train_patients == 4
+    assert dict(report.image_sizes) == {(128, 128): 10}
+    assert all(count > 0 for count in report.class_counts.values())

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from data.layout import LayoutError, Sample
+from data.layout import LayoutError, Sample, discover
 from data.splits import (
     FORMAT_VERSION,
     SplitError,
@@ -220,3 +220,16 @@ def test_select_fold_keeps_order_and_checks_names() -> None:
     stranger = Sample("new.png", Path("/data/new.png"), None, "ID999")
     with pytest.raises(SplitError, match=r"1 images are not in the split \(first: \['new.png'\]\)"):
         select_fold(samples + [stranger], splits, 0)
+
+
+def test_splits_of_synthetic_dataset(synthetic_dataset: Path, tmp_path: Path) -> None:
+    train = discover(synthetic_dataset).train
+    splits = make_splits(train, n_folds=2, seed=0)
+    path = write_splits(tmp_path / "splits.json", splits)
+    loaded = read_splits(path)
+    for fold in range(2):
+        train_names, val_names = fold_image_names(loaded, fold)
+        assert len(val_names) == 4
+        assert len(train_names) == 4
+    patients_per_fold = Counter(loaded["patients"].values())
+    assert patients_per_fold == {0: 2, 1: 2}
