@@ -14,14 +14,15 @@ Defect policy. Errors raise :class:`AnnotationError` (a ``ValueError``); warning
 defect                                 outcome    what happens
 =====================================  =========  ============================================
 JSON file missing                      error      "file not found"
-JSON unreadable (syntax, encoding)     error      the parser's message with line and column
+JSON unreadable (syntax, encoding)     error      the parser's message, with line and column
+                                                  for syntax errors
 no ``annotations`` list                error      names the top-level keys that were found
 entry not an object / no label/points  error      names the entry's position in the list
 label not in ``data.classes.CLASSES``  error      lists the 29 valid labels
 coordinates not numbers, NaN or inf    error      names the label
-a coordinate beyond +-1e6 pixels       error      names the label (no image is that large)
+a coordinate beyond +-1e6 pixels       error      names the label (far beyond any radiograph)
 fewer than 3 points                    warning    the polygon is skipped (it has no area)
-nested points ``[[[x, y], ...], ...]``  warning    each inner list is read as one polygon of
+nested lists ``[[[x, y], ...], ...]``  warning    each inner list is read as one polygon of
                                                   the label, and the polygons are unioned
 float coordinates                      accepted   rasterised at sub-pixel precision
 the same label twice                   warning    the polygons are unioned in one channel
@@ -36,8 +37,8 @@ them there, so a 2048x2048 annotation becomes a 256x256 mask without a full-size
 between. Two rules apply:
 
 - At the image's own size the mask equals ``cv2.fillPoly`` on the coordinates rounded to whole
-  pixels, which is how the competition draws its ground truth: every pixel the outline touches
-  is inside.
+  pixels, as public training code for this competition draws its masks: every pixel the
+  outline touches is inside.
 - At any other size a pixel is inside when its centre lies inside the scaled polygon (even-odd
   rule, scanline rows half-open at the bottom, columns closed). This is close to downsampling
   the full-size mask by area, without the half-pixel outward growth that ``cv2.fillPoly``
@@ -134,7 +135,8 @@ def _read_entries(path: Path) -> list:
         reason = "file not found" if not path.exists() else "not a regular file"
         raise AnnotationError(f"cannot read annotation file {path}: {reason}")
     try:
-        with path.open("r", encoding="utf-8") as stream:
+        # utf-8-sig also accepts files that start with a byte-order mark.
+        with path.open("r", encoding="utf-8-sig") as stream:
             document = json.load(stream)
     except json.JSONDecodeError as error:
         raise AnnotationError(

@@ -388,3 +388,10 @@ def test_rasterize_area_tracks_polygon_area(out: int) -> None:
 def test_rasterize_malformed_points_raise(points: np.ndarray) -> None:
     with pytest.raises(ValueError, match=r"'Ulna' from test.json: points must be an \(N, 2\) array"):
         rasterize([Annotation("Ulna", points, "test.json")], (8, 8))
+
+
+def test_load_accepts_byte_order_mark(tmp_path: Path) -> None:
+    path = tmp_path / "bom.json"
+    text = json.dumps({"annotations": [{"label": "Ulna", "points": SQUARE_0_3}]})
+    path.write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
+    assert [a.label for a in load_annotations(path)] == ["Ulna"]
