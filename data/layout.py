@@ -204,7 +204,14 @@ def list_images(folder: str | os.PathLike) -> list[Sample]:
         raise LayoutError(f"image folder {top} does not exist or is not a folder")
 
     samples = []
+    visited: set[Path] = set()
     for dirpath, dirnames, filenames in os.walk(top, followlinks=True):
+        # Linked folders are followed, but each real folder only once, so a link cycle ends.
+        real = Path(dirpath).resolve()
+        if real in visited:
+            dirnames[:] = []
+            continue
+        visited.add(real)
         dirnames[:] = sorted(name for name in dirnames if not name.startswith("."))
         for filename in filenames:
             path = Path(dirpath) / filename

@@ -185,3 +185,11 @@ def test_list_images_without_images_raises(tmp_path: Path, make) -> None:
     make(folder)
     with pytest.raises(LayoutError, match=str(folder)):
         list_images(folder)
+
+
+def test_list_images_survives_link_cycle(tmp_path: Path, files) -> None:
+    folder = tmp_path / "predict"
+    files.write_image(folder / "sub" / "a.png")
+    (folder / "sub" / "loop").symlink_to(folder, target_is_directory=True)
+    samples = list_images(folder)
+    assert [s.image_name for s in samples] == ["a.png"]
