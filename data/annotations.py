@@ -334,8 +334,8 @@ def fill_polygon_centres(mask: np.ndarray, points: np.ndarray) -> None:
             may lie outside the mask, and the polygon is clipped to it.
 
     The even-odd rule decides inside. A row's centre line crosses an edge when
-    ``min(y0, y1) <= row < max(y0, y1)``, so a centre exactly on a bottom edge is outside; a
-    centre exactly on a left or right edge is inside.
+    ``min(y0, y1) <= row < max(y0, y1)``, so a centre exactly on a bottom edge is outside.
+    A centre exactly on a left or right edge is inside.
     """
     height, width = mask.shape
     start_vertices = points

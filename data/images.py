@@ -127,7 +127,7 @@ def _colour_to_gray(decoded: np.ndarray, path: str | os.PathLike) -> np.ndarray:
         raise ImageReadError(path, f"unsupported number of channels: {channels}")
 
     if decoded.dtype not in (np.uint8, np.uint16, np.float32):
-        # cvtColor accepts only these three types; float32 holds int16 values exactly.
+        # cvtColor accepts only these three types; float32 represents int16 values exactly.
         decoded = decoded.astype(np.float32)
     code = cv2.COLOR_BGR2GRAY if channels == 3 else cv2.COLOR_BGRA2GRAY
     return cv2.cvtColor(decoded, code)

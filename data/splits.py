@@ -219,8 +219,8 @@ def select_fold(
     missing = [sample.image_name for sample in samples if sample.image_name not in splits["images"]]
     if missing:
         raise SplitError(
-            f"{len(missing)} images are not in the split (first: {missing[:3]}); the split was "
-            "made for another dataset, so make it again with data.splits.make_splits"
+            f"{len(missing)} image(s) missing from the split (first: {missing[:3]}); the split "
+            "was made for another dataset, so make it again with data.splits.make_splits"
         )
     val_set = set(val_names)
     train = [sample for sample in samples if sample.image_name not in val_set]

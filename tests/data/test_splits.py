@@ -218,7 +218,7 @@ def test_select_fold_keeps_order_and_checks_names() -> None:
     assert [s for s in samples if s in train] == train
 
     stranger = Sample("new.png", Path("/data/new.png"), None, "ID999")
-    with pytest.raises(SplitError, match=r"1 images are not in the split \(first: \['new.png'\]\)"):
+    with pytest.raises(SplitError, match=r"1 image\(s\) missing from the split \(first: \['new.png'\]\)"):
         select_fold(samples + [stranger], splits, 0)
 
 
