@@ -26,3 +26,16 @@ def hand_landmarks_csv() -> Path:
     if not HAND_LANDMARKS.is_file():
         pytest.skip(f"hand landmarks not found at {HAND_LANDMARKS} (../shared is absent)")
     return HAND_LANDMARKS
+
+
+@pytest.fixture(scope="session")
+def synthetic_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Competition-layout synthetic dataset: 8 train and 2 test images at 128 px, seed 0.
+
+    Shared by the whole session: tests must treat it as read-only.
+    """
+    from data.synth import generate_dataset
+
+    root = tmp_path_factory.mktemp("synthetic") / "hands"
+    generate_dataset(root, n_train=8, n_test=2, size=128, seed=0)
+    return root
