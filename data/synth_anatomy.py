@@ -16,7 +16,8 @@ eye against real radiographs.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -119,18 +120,19 @@ BONE_WIDTHS: dict[str, tuple[float, float, float]] = {
     "finger-19": (0.17, 0.10, 0.16),
 }
 
-# Carpal bones as perturbed ellipses: centre (u, v), semi-axes (a, b), rotation of the a-axis from
-# +u towards +v (degrees), and 2nd/3rd harmonic amplitudes of the outline radius. Placed so that
-# neighbours overlap slightly and the distal row overlaps the metacarpal bases, as in PA views.
-CARPALS: dict[str, tuple[tuple[float, float], tuple[float, float], float, tuple[float, float]]] = {
-    "Trapezium": ((0.335, -0.195), (0.110, 0.095), 30.0, (0.04, 0.05)),
-    "Trapezoid": ((0.180, -0.100), (0.080, 0.080), 10.0, (0.05, 0.04)),
-    "Capitate": ((0.000, -0.195), (0.090, 0.190), 0.0, (0.03, 0.05)),
-    "Hamate": ((-0.190, -0.165), (0.100, 0.130), -15.0, (0.04, 0.06)),
-    "Scaphoid": ((0.205, -0.420), (0.170, 0.080), 50.0, (0.05, 0.05)),
-    "Lunate": ((-0.030, -0.470), (0.110, 0.100), 0.0, (0.06, 0.05)),
-    "Triquetrum": ((-0.220, -0.380), (0.100, 0.090), -30.0, (0.05, 0.05)),
-    "Pisiform": ((-0.250, -0.350), (0.065, 0.065), 0.0, (0.03, 0.03)),
+# Carpal bones as perturbed superellipses: centre (u, v), semi-axes (a, b), rotation of the a-axis
+# from +u towards +v (degrees), superellipse exponent (2 is an ellipse, larger is boxier), and
+# 2nd/3rd harmonic amplitudes of the outline radius. They are placed so that neighbours overlap
+# slightly and the distal row overlaps the metacarpal bases, as in PA views.
+CARPALS: dict[str, tuple[tuple[float, float], tuple[float, float], float, float, tuple[float, float]]] = {
+    "Trapezium": ((0.325, -0.200), (0.125, 0.105), 35.0, 2.6, (0.04, 0.05)),
+    "Trapezoid": ((0.175, -0.125), (0.095, 0.092), 10.0, 2.8, (0.05, 0.04)),
+    "Capitate": ((0.000, -0.210), (0.115, 0.200), 0.0, 2.6, (0.03, 0.05)),
+    "Hamate": ((-0.195, -0.190), (0.115, 0.150), -10.0, 2.6, (0.04, 0.06)),
+    "Scaphoid": ((0.200, -0.430), (0.185, 0.095), 50.0, 2.3, (0.05, 0.05)),
+    "Lunate": ((-0.040, -0.475), (0.125, 0.110), 0.0, 2.4, (0.06, 0.05)),
+    "Triquetrum": ((-0.225, -0.390), (0.115, 0.100), -30.0, 2.4, (0.05, 0.05)),
+    "Pisiform": ((-0.255, -0.355), (0.075, 0.070), 0.0, 2.0, (0.03, 0.03)),
 }
 
 # Forearm outlines (canonical units), distal end first; the shafts run far past any image edge
@@ -163,8 +165,11 @@ class Bone:
         polygon: (N, 2) float64 outline vertices, in the frame of whatever produced it
             (canonical units, or pixels after ``data.synth_pose.place_hand``).
         radius: half-width of the shaft, same unit as ``polygon``.
-        cortex: cortical wall thickness, same unit as ``polygon``.
-        marrow: density of the inside of the bone relative to the cortex, in (0, 1).
+        cortex: cortical wall thickness of the shaft, same unit as ``polygon``.
+        marrow: density of the shaft's marrow cavity relative to the cortex, in (0, 1).
+        axis: (2, 2) base and tip points of a finger bone's axis, or None for other bones.
+        profile: (K, 2) rows of (fraction of the axis length, half-width) from base to tip of
+            a finger bone, or None.
     """
 
     label: str
@@ -172,6 +177,23 @@ class Bone:
     radius: float
     cortex: float
     marrow: float
+    axis: np.ndarray | None = None
+    profile: np.ndarray | None = None
+
+    def transformed(self, transform: Callable[[np.ndarray], np.ndarray], scale: float = 1.0) -> Bone:
+        """Return the bone with ``transform`` applied to its points and lengths times ``scale``.
+
+        ``transform`` maps (N, 2) points to (N, 2) points and must scale lengths by ``scale``.
+        """
+        profile = None if self.profile is None else self.profile * np.array([1.0, scale])
+        return replace(
+            self,
+            polygon=transform(self.polygon),
+            radius=self.radius * scale,
+            cortex=self.cortex * scale,
+            axis=None if self.axis is None else transform(self.axis),
+            profile=profile,
+        )
 
 
 @dataclass(frozen=True)

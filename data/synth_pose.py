@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -12,10 +12,10 @@ from data.synth_anatomy import Bone, TissuePart
 # Length of the third metacarpal as a fraction of the image side. At 0.22 the hand from the
 # fingertips to the distal radius spans about two thirds of the image, as in the competition's
 # 2048 x 2048 radiographs.
-SCALE_RANGE: tuple[float, float] = (0.18, 0.24)
+SCALE_RANGE: tuple[float, float] = (0.2, 0.26)
 # The hand (everything but the forearm) stays inside this box, as fractions of the image side:
 # (left, top, right, bottom).
-HAND_BOX: tuple[float, float, float, float] = (0.02, 0.02, 0.98, 0.82)
+HAND_BOX: tuple[float, float, float, float] = (0.02, 0.02, 0.98, 0.84)
 # Radial (+) or ulnar (-) deviation of a bent wrist, degrees.
 WRIST_BEND_RANGE: tuple[float, float] = (18.0, 35.0)
 
@@ -147,16 +147,10 @@ def place_hand(
     def move(points: np.ndarray) -> np.ndarray:
         return _to_image(points, pose, scale_px) + offset
 
-    placed_bones = [
-        Bone(
-            b.label,
-            clip_polygon(move(b.polygon), size),
-            b.radius * scale_px,
-            b.cortex * scale_px,
-            b.marrow,
-        )
-        for b in bones
-    ]
+    placed_bones = []
+    for bone in bones:
+        placed = bone.transformed(move, scale_px)
+        placed_bones.append(replace(placed, polygon=clip_polygon(placed.polygon, size)))
     placed_tissue = [
         TissuePart(move(p.points), p.width * scale_px, p.thickness) for p in tissue
     ]

@@ -24,9 +24,10 @@ from data.synth_anatomy import (
     TissuePart,
 )
 
-# Marrow density relative to cortex: low in the tubular shafts, higher in the trabecular carpals.
-_LONG_BONE_MARROW = 0.35
-_CARPAL_MARROW = 0.6
+# Density of the inside of a bone relative to its cortex: low in the marrow cavity of tubular
+# shafts, higher in trabecular bone (the bone ends are given TRABECULAR_DENSITY by the renderer).
+_SHAFT_MARROW = 0.15
+_CARPAL_MARROW = 0.5
 
 
 def direction(angle_deg: float) -> np.ndarray:
@@ -49,11 +50,11 @@ def long_bone_outline(
     angle_deg: float,
     length: float,
     widths: tuple[float, float, float],
-    concavity: float = 0.025,
+    concavity: float = 0.5,
     n_side: int = 14,
     n_head: int = 11,
     n_base: int = 7,
-) -> np.ndarray:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Outline a tubular bone: flared base with a concave joint surface, waist, rounded head.
 
     Args:
@@ -61,15 +62,19 @@ def long_bone_outline(
         angle_deg: direction of the bone axis, degrees from +v towards +u.
         length: distance from the base lips to the tip of the head along the axis.
         widths: full width at the base, mid-shaft and head.
-        concavity: depth of the base's joint surface, as a fraction of ``length``.
+        concavity: depth of the base's concave joint surface, as a fraction of the base's
+            half-width.
         n_side, n_head, n_base: vertices per side, on the head arc and on the base.
 
     Returns:
-        (2 * n_side + n_head + n_base, 2) float64 vertices. The extent along the axis is
-        exactly ``length``: the base lips sit at 0 and the head tip at ``length``.
+        The outline, (2 * n_side + n_head + n_base, 2) float64 vertices, whose extent along the
+        axis is exactly ``length`` (base lips at 0, head tip at ``length``); the axis, (2, 2)
+        start and end points; and the half-width profile, (K, 2) rows of (fraction of
+        ``length``, half-width) from base to tip.
     """
     base_w, shaft_w, head_w = widths
-    head_radius = min(0.5 * head_w, 0.45 * length)
+    # The head is half an ellipse, a little flatter than a semicircle.
+    head_radius = min(0.4 * head_w, 0.4 * length)
     side_end = length - head_radius
     knots = np.array([0.0, 0.12, 0.35, 0.65, 0.85, 1.0]) * side_end
     half_widths = 0.5 * np.array(
@@ -88,28 +93,36 @@ def long_bone_outline(
     head_x = half_w[-1] * np.cos(theta)
 
     base_x = np.linspace(-half_w[0], half_w[0], n_base + 2)[1:-1]
-    base_t = concavity * length * (1.0 - (base_x / half_w[0]) ** 2)
+    base_t = concavity * half_w[0] * (1.0 - (base_x / half_w[0]) ** 2)
 
     t = np.concatenate([t_side, head_t, t_side[::-1], base_t])
     x = np.concatenate([half_w, head_x, -half_w[::-1], base_x])
     axis = direction(angle_deg)
     normal = np.array([axis[1], -axis[0]])
-    return start[None, :] + t[:, None] * axis[None, :] + x[:, None] * normal[None, :]
+    polygon = start[None, :] + t[:, None] * axis[None, :] + x[:, None] * normal[None, :]
+
+    cap = theta <= 0.5 * math.pi
+    profile_t = np.concatenate([t_side, head_t[cap], [length]]) / length
+    profile_w = np.concatenate([half_w, head_x[cap], [0.0]])
+    end_points = np.stack([start, start + length * axis])
+    return polygon, end_points, np.stack([profile_t, profile_w], axis=1)
 
 
-def ellipse_outline(
+def superellipse_outline(
     centre: np.ndarray,
     axes: tuple[float, float],
     rotation_deg: float,
+    exponent: float,
     harmonics: np.ndarray,
     n: int = 36,
 ) -> np.ndarray:
-    """Outline a perturbed ellipse (a carpal bone).
+    """Outline a perturbed superellipse (a carpal bone).
 
     Args:
         centre: (2,) centre (u, v).
         axes: semi-axes (a, b); ``a`` lies at ``rotation_deg`` from +u towards +v.
         rotation_deg: rotation of the ``a`` axis.
+        exponent: superellipse exponent, 2 for an ellipse, larger for a boxier outline.
         harmonics: (K, 2) cosine and sine amplitudes of harmonics 2..K+1 of the radius.
         n: number of vertices.
 
@@ -117,10 +130,11 @@ def ellipse_outline(
         (n, 2) float64 vertices.
     """
     theta = np.linspace(0.0, 2.0 * math.pi, n, endpoint=False)
-    radius = np.ones(n)
+    cos, sin = np.cos(theta), np.sin(theta)
+    radius = (np.abs(cos) ** exponent + np.abs(sin) ** exponent) ** (-1.0 / exponent)
     for k, (a_cos, a_sin) in enumerate(harmonics, start=2):
-        radius += a_cos * np.cos(k * theta) + a_sin * np.sin(k * theta)
-    local = np.stack([axes[0] * radius * np.cos(theta), axes[1] * radius * np.sin(theta)], axis=1)
+        radius *= 1.0 + a_cos * np.cos(k * theta) + a_sin * np.sin(k * theta)
+    local = np.stack([axes[0] * radius * cos, axes[1] * radius * sin], axis=1)
     rotation = math.radians(rotation_deg)
     c, s = math.cos(rotation), math.sin(rotation)
     return centre[None, :] + local @ np.array([[c, s], [-s, c]])
@@ -146,7 +160,7 @@ def rotate_about(points: np.ndarray, pivot: np.ndarray, angle_deg: float) -> np.
 
 def build_rays(
     anatomy: Anatomy, spread: float, thumb_abduction: float
-) -> tuple[list[Bone], list[TissuePart]]:
+) -> tuple[list[Bone], list[TissuePart], np.ndarray]:
     """Lay out the 19 finger bones and the finger soft tissue.
 
     Args:
@@ -155,10 +169,12 @@ def build_rays(
         thumb_abduction: extra thumb metacarpal angle in degrees (positive away from the palm).
 
     Returns:
-        Bones (canonical units) and one finger polyline and fingertip per ray.
+        Bones (canonical units), one finger polyline per ray, and (K, 2) points the palm
+        outline must enclose: the metacarpals and the finger webs.
     """
     bones: list[Bone] = []
     tissue: list[TissuePart] = []
+    palm_points: list[np.ndarray] = []
     for ray, stats in RAYS.items():
         labels = stats["bones"][::-1]  # metacarpal first
         angle = anatomy.angles[ray] + (thumb_abduction if ray == "thumb" else 0.0)
@@ -175,11 +191,16 @@ def build_rays(
                 joint = joint - anatomy.joint_overlap[label] * direction(angle)
             widths = tuple(anatomy.width_scale * w for w in BONE_WIDTHS[label])
             length = anatomy.lengths[label]
-            polygon = long_bone_outline(joint, angle, length, widths)
+            polygon, axis, profile = long_bone_outline(joint, angle, length, widths)
             bones.append(
                 Bone(label, polygon, radius=0.5 * widths[1], cortex=0.15 * widths[1],
-                     marrow=_LONG_BONE_MARROW)
+                     marrow=_SHAFT_MARROW, axis=axis, profile=profile)
             )
+            if index == 0:
+                palm_points.append(polygon)
+            elif index == 1 and ray != "thumb":
+                # The skin web between fingers reaches about a third up the proximal phalanx.
+                palm_points.append((joint + 0.3 * length * direction(angle))[None, :])
             joint = joint + length * direction(angle)
             centreline.append(joint)
 
@@ -187,18 +208,19 @@ def build_rays(
         first_phalanx = BONE_WIDTHS[labels[1]][0] * anatomy.width_scale
         tip = joint + 0.06 * direction(angle)
         finger = np.array(centreline[1:] + [tip]) if ray != "thumb" else np.array(centreline + [tip])
-        tissue.append(TissuePart(finger, width=1.45 * first_phalanx, thickness=0.55))
-    return bones, tissue
+        tissue.append(TissuePart(finger, width=1.45 * first_phalanx, thickness=0.7))
+    return bones, tissue, np.concatenate(palm_points)
 
 
 def build_carpals(anatomy: Anatomy) -> list[Bone]:
     """Outline the eight carpal bones (canonical units)."""
     bones = []
-    for label, ((u, v), (a, b), rotation, (h2, h3)) in CARPALS.items():
+    for label, ((u, v), (a, b), rotation, exponent, (h2, h3)) in CARPALS.items():
         du, dv, axis_scale, d_rotation = anatomy.carpal_jitter[label]
         harmonics = np.array([[h2, 0.5 * h2], [h3, -0.5 * h3]])
         axes = (a * axis_scale, b * axis_scale)
-        polygon = ellipse_outline(np.array([u + du, v + dv]), axes, rotation + d_rotation, harmonics)
+        centre = np.array([u + du, v + dv])
+        polygon = superellipse_outline(centre, axes, rotation + d_rotation, exponent, harmonics)
         bones.append(
             Bone(label, polygon, radius=min(axes), cortex=0.12 * min(axes), marrow=_CARPAL_MARROW)
         )
@@ -210,20 +232,21 @@ def build_forearm() -> tuple[list[Bone], TissuePart]:
     radius = chaikin(np.array(RADIUS_OUTLINE, dtype=np.float64))
     ulna = chaikin(np.array(ULNA_OUTLINE, dtype=np.float64))
     bones = [
-        Bone("Radius", radius, radius=0.13, cortex=0.03, marrow=_LONG_BONE_MARROW),
-        Bone("Ulna", ulna, radius=0.075, cortex=0.022, marrow=_LONG_BONE_MARROW),
+        Bone("Radius", radius, radius=0.12, cortex=0.035, marrow=_SHAFT_MARROW),
+        Bone("Ulna", ulna, radius=0.07, cortex=0.022, marrow=_SHAFT_MARROW),
     ]
-    outline = np.array([[0.50, -0.45], [0.47, -5.0], [-0.62, -5.0], [-0.60, -0.45]])
+    outline = np.array(
+        [[0.38, -0.35], [0.45, -0.60], [0.45, -1.2], [0.43, -5.0], [-0.60, -5.0], [-0.60, -1.2],
+         [-0.57, -0.60], [-0.48, -0.35]]
+    )
     return bones, TissuePart(outline, width=0.0, thickness=1.0)
 
 
-def palm_outline(bones: list[Bone]) -> np.ndarray:
-    """Return a palm outline: the convex hull of the metacarpals and carpals, grown outwards."""
-    points = np.concatenate([bone.polygon for bone in bones])
+def palm_outline(points: np.ndarray, margin: float = 0.06) -> np.ndarray:
+    """Return a palm outline: the convex hull of ``points`` grown by ``margin``, corners rounded."""
     centre = points.mean(axis=0)
-    grown = centre + (points - centre) * 1.0 + 0.08 * _unit_rows(points - centre)
-    hull_order = _convex_hull_order(grown)
-    return grown[hull_order]
+    grown = points + margin * _unit_rows(points - centre)
+    return chaikin(grown[_convex_hull_order(grown)], iterations=3)
 
 
 def _unit_rows(vectors: np.ndarray) -> np.ndarray:
@@ -266,18 +289,17 @@ def build_hand(
     Returns:
         Bones in ``data.classes.CLASSES`` order and tissue parts, forearm first.
     """
-    finger_bones, finger_tissue = build_rays(anatomy, spread, thumb_abduction)
+    finger_bones, finger_tissue, palm_points = build_rays(anatomy, spread, thumb_abduction)
     carpal_bones = build_carpals(anatomy)
     forearm_bones, forearm_tissue = build_forearm()
 
-    metacarpals = [bone for bone in finger_bones if bone.label in _METACARPALS]
-    palm = TissuePart(palm_outline(metacarpals + carpal_bones), width=0.0, thickness=0.85)
-    thumb_web = _thumb_web(finger_bones)
-    hand_tissue = [palm, thumb_web] + finger_tissue
+    palm_points = np.concatenate([palm_points] + [bone.polygon for bone in carpal_bones])
+    palm = TissuePart(palm_outline(palm_points), width=0.0, thickness=0.85)
+    hand_tissue = [palm] + finger_tissue
 
     pivot = np.array(WRIST_PIVOT)
     hand_bones = [
-        Bone(b.label, rotate_about(b.polygon, pivot, wrist_bend), b.radius, b.cortex, b.marrow)
+        b.transformed(lambda points: rotate_about(points, pivot, wrist_bend))
         for b in finger_bones + carpal_bones
     ]
     hand_tissue = [
@@ -287,18 +309,3 @@ def build_hand(
     by_label = {bone.label: bone for bone in hand_bones + forearm_bones}
     ordered = [by_label[label] for label in CLASSES]
     return ordered, [forearm_tissue] + hand_tissue
-
-
-def _thumb_web(finger_bones: list[Bone]) -> TissuePart:
-    """Return the skin web between the thumb and the index metacarpal."""
-    by_label = {bone.label: bone.polygon for bone in finger_bones}
-    thumb_metacarpal = by_label["finger-3"].mean(axis=0)
-    thumb_head = by_label["finger-2"][0]
-    index_metacarpal = by_label["finger-7"]
-    index_head = index_metacarpal[len(index_metacarpal) // 3]
-    index_base = index_metacarpal[-1]
-    points = np.array([index_base, thumb_metacarpal, thumb_head, index_head])
-    return TissuePart(points, width=0.0, thickness=0.6)
-
-
-_METACARPALS = frozenset(stats["bones"][-1] for stats in RAYS.values())
