@@ -66,13 +66,16 @@ def sample_appearance(rng: np.random.Generator, size: int) -> Appearance:
     )
 
 
-def render_tissue(tissue: list[TissuePart], size: int, scale_px: float) -> np.ndarray:
+def render_tissue(
+    tissue: list[TissuePart], size: int, scale_px: float, downscale: int = TISSUE_DOWNSCALE
+) -> np.ndarray:
     """Return the soft-tissue thickness map, (size, size) float32 in about [0, 1].
 
     The parts are unioned (maximum thickness), then rounded off towards the skin line like the
-    chord through a cylinder, so the skin edge stays sharp while the thickness falls off.
+    chord through a cylinder, so the skin edge stays sharp while the thickness falls off. The
+    map is drawn at ``size // downscale`` pixels and upsampled.
     """
-    small = max(size // TISSUE_DOWNSCALE, 16)
+    small = max(size // downscale, 16)
     factor = small / size
     canvas = np.zeros((small, small), np.float32)
     for part in tissue:
