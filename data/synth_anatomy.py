@@ -135,8 +135,8 @@ CARPALS: dict[str, tuple[tuple[float, float], tuple[float, float], float, float,
     "Pisiform": ((-0.255, -0.355), (0.075, 0.070), 0.0, 2.0, (0.03, 0.03)),
 }
 
-# Forearm outlines (canonical units), distal end first; the shafts run far past any image edge
-# and are clipped later. The radius is on the thumb side; its styloid reaches the scaphoid, and
+# Forearm outlines (canonical units), distal end first. The shafts run far past any image edge
+# and are clipped later. The radius is on the thumb side, its styloid reaches the scaphoid, and
 # its ulnar corner overlaps the ulnar head (distal radioulnar joint).
 RADIUS_OUTLINE: tuple[tuple[float, float], ...] = (
     (0.31, -0.46), (0.335, -0.55), (0.315, -0.70), (0.25, -0.90), (0.205, -1.10), (0.195, -1.40),
@@ -149,8 +149,9 @@ ULNA_OUTLINE: tuple[tuple[float, float], ...] = (
     (-0.265, -1.20), (-0.27, -1.0), (-0.24, -0.85), (-0.18, -0.72),
 )
 
-# Distance (canonical units) by which a bone starts before the end of the bone proximal to it,
-# so that joint surfaces overlap in projection as they do in PA radiographs.
+# Distance (canonical units) by which a bone starts before the end of the bone proximal to it.
+# The lips of its concave base then overlap the head before it in projection, as in PA
+# radiographs, while the middle of the joint stays a thin dark gap.
 JOINT_OVERLAP_RANGE: tuple[float, float] = (0.01, 0.035)
 # Pivot of radial/ulnar deviation of the wrist: the head of the capitate.
 WRIST_PIVOT: tuple[float, float] = (0.0, -0.40)

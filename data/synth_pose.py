@@ -9,9 +9,10 @@ import numpy as np
 
 from data.synth_anatomy import Bone, TissuePart
 
-# Length of the third metacarpal as a fraction of the image side. At 0.22 the hand from the
-# fingertips to the distal radius spans about two thirds of the image, as in the competition's
-# 2048 x 2048 radiographs.
+# Length of the third metacarpal as a fraction of the image side. At 0.23 the hand from the
+# fingertips to the distal radius spans about 70% of the image side, with the distal forearm
+# below it. NOTE: chosen by eye against real hand radiographs cropped to the hand; the framing of
+# the competition's images may differ.
 SCALE_RANGE: tuple[float, float] = (0.2, 0.26)
 # The hand (everything but the forearm) stays inside this box, as fractions of the image side:
 # (left, top, right, bottom).
@@ -22,7 +23,7 @@ WRIST_BEND_RANGE: tuple[float, float] = (18.0, 35.0)
 
 @dataclass(frozen=True)
 class Pose:
-    """How one radiograph shows a hand.
+    """Pose and framing of the hand in one radiograph.
 
     Attributes:
         side: "L" or "R"; a right hand is the mirror image of the canonical left hand.
@@ -113,8 +114,8 @@ def place_hand(
 ) -> tuple[list[Bone], list[TissuePart], float]:
     """Mirror, rotate, scale and move a canonical hand into a ``size`` x ``size`` image.
 
-    The scale shrinks below ``pose.scale`` when the posed hand would not fit in ``HAND_BOX``;
-    the radius and ulna run on out of the frame and are clipped to it.
+    The scale shrinks below ``pose.scale`` when the posed hand would not fit in ``HAND_BOX``.
+    The radius and ulna run on out of the frame and are clipped to it.
 
     Args:
         bones: canonical bones, radius and ulna last.

@@ -73,9 +73,9 @@ def render_tissue(
 
     The parts are unioned (maximum thickness), then rounded off towards the skin line like the
     chord through a cylinder, so the skin edge stays sharp while the thickness falls off. The
-    map is drawn at ``size // downscale`` pixels and upsampled.
+    map is drawn at ``size // downscale`` pixels, but at least 512 or ``size``, and upsampled.
     """
-    small = max(size // downscale, 16)
+    small = max(size // downscale, min(size, 512))
     factor = small / size
     canvas = np.zeros((small, small), np.float32)
     for part in tissue:
@@ -202,7 +202,7 @@ def _smooth_noise(rng: np.random.Generator, size: int, cell: int) -> np.ndarray:
 
 
 def draw_marker(image: np.ndarray, letter: str, appearance: Appearance) -> None:
-    """Burn a bright side-marker letter into a top corner of ``image`` (uint8, in place)."""
+    """Burn a bright side-marker letter into a corner of ``image`` (uint8, in place)."""
     size = image.shape[0]
     scale = appearance.marker_scale * size / 512
     thickness = max(int(round(scale * 2.5)), 1)

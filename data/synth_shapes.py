@@ -67,10 +67,10 @@ def long_bone_outline(
         n_side, n_head, n_base: vertices per side, on the head arc and on the base.
 
     Returns:
-        The outline, (2 * n_side + n_head + n_base, 2) float64 vertices, whose extent along the
-        axis is exactly ``length`` (base lips at 0, head tip at ``length``); the axis, (2, 2)
-        start and end points; and the half-width profile, (K, 2) rows of (fraction of
-        ``length``, half-width) from base to tip.
+        Three arrays. The outline is (2 * n_side + n_head + n_base, 2) float64 vertices, and its
+        extent along the axis is exactly ``length`` (base lips at 0, head tip at ``length``).
+        The axis is (2, 2): start and end points. The half-width profile is (K, 2) rows of
+        (fraction of ``length``, half-width) from base to tip.
     """
     base_w, shaft_w, head_w = widths
     # The head is half an ellipse, a little flatter than a semicircle.
@@ -169,15 +169,19 @@ def build_rays(
         thumb_abduction: extra thumb metacarpal angle in degrees (positive away from the palm).
 
     Returns:
-        Bones (canonical units), one finger polyline per ray, and (K, 2) points the palm
-        outline must enclose: the metacarpals and the finger webs.
+        The bones (canonical units), the soft-tissue parts and the palm points. The tissue is
+        one polyline per finger plus the thenar eminence between the thumb and index
+        metacarpals. The palm points, (K, 2), are what the palm outline must enclose: the
+        metacarpals of the four fingers and the finger webs.
     """
     bones: list[Bone] = []
     tissue: list[TissuePart] = []
     palm_points: list[np.ndarray] = []
+    metacarpal_axes: dict[str, np.ndarray] = {}
     for ray, stats in RAYS.items():
         labels = stats["bones"][::-1]  # metacarpal first
         angle = anatomy.angles[ray] + (thumb_abduction if ray == "thumb" else 0.0)
+        # Spreading the fingers fans the metacarpals a little too.
         angle += 0.25 * (spread - 1.0) * SPREAD_ABDUCTION_DEG[ray]
         relative = list(anatomy.relative[ray])
         relative[0] += (spread - 1.0) * SPREAD_ABDUCTION_DEG[ray]
@@ -197,7 +201,9 @@ def build_rays(
                      marrow=_SHAFT_MARROW, axis=axis, profile=profile)
             )
             if index == 0:
-                palm_points.append(polygon)
+                metacarpal_axes[ray] = axis
+                if ray != "thumb":
+                    palm_points.append(polygon)
             elif index == 1 and ray != "thumb":
                 # The skin web between fingers reaches about a third up the proximal phalanx.
                 palm_points.append((joint + 0.3 * length * direction(angle))[None, :])
@@ -209,6 +215,16 @@ def build_rays(
         tip = joint + 0.06 * direction(angle)
         finger = np.array(centreline[1:] + [tip]) if ray != "thumb" else np.array(centreline + [tip])
         tissue.append(TissuePart(finger, width=1.45 * first_phalanx, thickness=0.7))
+
+    # The thenar eminence fills the space between the thumb and index metacarpals. Its free
+    # edge, the thumb web, runs from the thumb's metacarpal neck to the index shaft.
+    thumb_base, thumb_head = metacarpal_axes["thumb"]
+    index_base, index_head = metacarpal_axes["index"]
+    thenar = np.array(
+        [thumb_base, thumb_base + 0.75 * (thumb_head - thumb_base),
+         index_base + 0.45 * (index_head - index_base), index_base]
+    )
+    tissue.append(TissuePart(thenar, width=0.0, thickness=0.8))
     return bones, tissue, np.concatenate(palm_points)
 
 

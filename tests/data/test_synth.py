@@ -20,9 +20,9 @@ from data.synth_shapes import build_hand
 
 SIZE = 128
 
-# Landmark index pairs (start, end) of each finger bone in the hand-landmark CSV: bases of
-# metacarpals 5..1 are 13..17; the thumb's MCP, IP and tip are 18-20; the index, middle, ring and
-# little fingers have MCP, PIP, DIP and tip at 21-24, 25-28, 29-32 and 33-36.
+# Landmark index pairs (start, end) of each finger bone in the hand-landmark CSV. Landmarks 13-17
+# are the bases of metacarpals 5 to 1, and 18-20 the thumb's MCP, IP and tip. The index, middle,
+# ring and little fingers have MCP, PIP, DIP and tip at 21-24, 25-28, 29-32 and 33-36.
 LANDMARK_BONES: dict[str, tuple[int, int]] = {
     "finger-1": (19, 20), "finger-2": (18, 19), "finger-3": (17, 18),
     "finger-4": (23, 24), "finger-5": (22, 23), "finger-6": (21, 22), "finger-7": (16, 21),
@@ -31,7 +31,7 @@ LANDMARK_BONES: dict[str, tuple[int, int]] = {
     "finger-16": (35, 36), "finger-17": (34, 35), "finger-18": (33, 34), "finger-19": (13, 33),
 }
 
-# Bone pairs that overlap in projection on every PA view the generator draws.
+# Bone pairs the generator places so that they overlap in projection in (nearly) every image.
 ALWAYS_OVERLAPPING = [
     ("Triquetrum", "Pisiform"),
     ("Radius", "Ulna"),
@@ -122,7 +122,8 @@ def test_json_has_every_class_once(dataset: Path) -> None:
         assert [e["label"] for e in entries] == list(CLASSES)
         for entry in entries:
             points = np.array(entry["points"], dtype=np.float64)
-            assert points.ndim == 2 and points.shape[1] == 2, entry["label"]
+            assert points.ndim == 2, entry["label"]
+            assert points.shape[1] == 2, entry["label"]
             assert len(points) >= 8, entry["label"]
             assert points.min() >= -0.5, entry["label"]
             assert points.max() <= SIZE - 0.5, entry["label"]
