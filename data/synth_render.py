@@ -29,7 +29,7 @@ _SUPERSAMPLING = 4
 # Density of trabecular bone (joint ends, carpals) relative to cortex.
 TRABECULAR_DENSITY = 0.5
 # Depth below the skin (canonical units) over which soft tissue reaches its full thickness.
-_SKIN_ROUNDING = 0.05
+_SKIN_ROUNDING = 0.1
 
 
 @dataclass(frozen=True)
@@ -53,8 +53,8 @@ def sample_appearance(rng: np.random.Generator, size: int) -> Appearance:
     """Draw exposure, contrast, noise and marker settings for one image of side ``size``."""
     return Appearance(
         background=float(rng.uniform(0.0, 0.3)),
-        tissue_gain=float(rng.uniform(0.3, 0.45)),
-        bone_gain=float(rng.uniform(0.35, 0.5)),
+        tissue_gain=float(rng.uniform(0.32, 0.5)),
+        bone_gain=float(rng.uniform(0.3, 0.45)),
         compression=float(rng.uniform(0.3, 1.0)),
         gamma=float(rng.uniform(0.8, 1.25)),
         noise_sd=float(rng.uniform(0.006, 0.02)),

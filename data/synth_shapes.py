@@ -28,6 +28,8 @@ from data.synth_anatomy import (
 # shafts, higher in trabecular bone (the bone ends are given TRABECULAR_DENSITY by the renderer).
 _SHAFT_MARROW = 0.15
 _CARPAL_MARROW = 0.5
+# Soft tissue beyond the tip of the distal phalanx (about 5 mm), canonical units.
+_FINGERTIP_PULP = 0.08
 
 
 def direction(angle_deg: float) -> np.ndarray:
@@ -210,11 +212,12 @@ def build_rays(
             joint = joint + length * direction(angle)
             centreline.append(joint)
 
-        # Soft tissue of the finger from the metacarpal head on, a little past the bone tip.
-        first_phalanx = BONE_WIDTHS[labels[1]][0] * anatomy.width_scale
-        tip = joint + 0.06 * direction(angle)
-        finger = np.array(centreline[1:] + [tip]) if ray != "thumb" else np.array(centreline + [tip])
-        tissue.append(TissuePart(finger, width=1.45 * first_phalanx, thickness=0.7))
+        # Soft tissue of the finger from the metacarpal head on. The line's round cap ends
+        # _FINGERTIP_PULP past the bone tip.
+        finger_width = 1.3 * BONE_WIDTHS[labels[1]][0] * anatomy.width_scale
+        tip = joint + (_FINGERTIP_PULP - 0.5 * finger_width) * direction(angle)
+        finger = np.array(centreline[1:-1] + [tip] if ray != "thumb" else centreline[:-1] + [tip])
+        tissue.append(TissuePart(finger, width=finger_width, thickness=0.7))
 
     # The thenar eminence fills the space between the thumb and index metacarpals. Its free
     # edge, the thumb web, runs from the thumb's metacarpal neck to the index shaft.
