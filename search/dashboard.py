@@ -72,17 +72,21 @@ def dashboard_init_kwargs(host: str = DEFAULT_HOST, port: int | None = None) -> 
             loopback while ``RAY_AUTH_MODE=disabled`` switches token authentication off.
     """
     if not isinstance(host, str) or not host.strip():
-        raise DashboardConfigError(f"dashboard host must be an interface address such as 127.0.0.1, got {host!r}")
-    if port is not None and (isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535):
+        raise DashboardConfigError(
+            f"dashboard host must be an interface address such as 127.0.0.1, got {host!r}"
+        )
+    if port is not None and (
+        isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535
+    ):
         raise DashboardConfigError(f"dashboard port must be an integer in 1-65535, got {port!r}")
 
     auth_disabled = os.environ.get(AUTH_MODE_ENV, "").strip().lower() == "disabled"
     if not is_loopback(host):
         if auth_disabled:
             raise DashboardConfigError(
-                f"refusing to serve the Ray dashboard on {host} with {AUTH_MODE_ENV}=disabled: anyone "
-                f"who can reach that address could run code on this machine. Unset {AUTH_MODE_ENV} "
-                f"(or set it to token), or keep the dashboard on 127.0.0.1 and use an SSH tunnel"
+                f"rejected dashboard host {host}: with {AUTH_MODE_ENV}=disabled, anyone who can "
+                f"reach that address could run code on this machine. Unset {AUTH_MODE_ENV} (or "
+                f"set it to token), or keep the dashboard on 127.0.0.1 and use an SSH tunnel"
             )
         logger.warning(
             "the Ray dashboard will listen on %s, reachable from other machines; it still "
@@ -159,7 +163,10 @@ def describe_dashboard(ray_context: Any) -> str:
     """
     address = dashboard_address(ray_context)
     if address is None:
-        return "Ray dashboard: not running (include_dashboard=False, or it failed to start: see dashboard.log in Ray's session logs)"
+        return (
+            "Ray dashboard: not running (include_dashboard=False, or it failed to start: "
+            "see dashboard.log in Ray's session logs)"
+        )
 
     parts = urlsplit(f"http://{address}")
     host, port = parts.hostname or address, parts.port or RAY_DEFAULT_PORT
@@ -179,13 +186,14 @@ def describe_dashboard(ray_context: Any) -> str:
             f"reach this port can run code on this machine"
         )
     else:
-        lines.append(f"  sign in: authentication mode unknown; if the page asks for a token, print it with `ray get-auth-token`")
+        lines.append(
+            "  sign in: authentication mode unknown; if the page asks for a token, print it "
+            "with `ray get-auth-token`"
+        )
 
     if is_loopback(host):
-        lines.append(
-            f"  from another machine: ssh -N -L {port}:127.0.0.1:{port} USER@{socket.gethostname()}, "
-            f"then open http://127.0.0.1:{port} there"
-        )
+        tunnel = f"ssh -N -L {port}:127.0.0.1:{port} USER@{socket.gethostname()}"
+        lines.append(f"  from another machine: {tunnel}, then open http://127.0.0.1:{port} there")
     else:
         lines.append(
             f"  listening on {host}: reachable from the network; prefer --dashboard-host 127.0.0.1 "

@@ -211,20 +211,25 @@ def _start(experiment_dir: Path, options: SearchOptions, trainable: Callable) ->
             "or choose another --name"
         )
     space = load_space(options.space)
+    index = splits = None
+    if options.data_root is not None:
+        index = _discover(Path(options.data_root))
+        splits = _make_splits(index, options)
+
+    # Ray and the resource check come before any file is written, so a request that fits no
+    # node leaves no half-made experiment folder behind.
+    start_ray(options.ray)
+    max_concurrent = _max_concurrent(options.max_concurrent, options.cpus_per_trial, options.gpus_per_trial)
+
     experiment_dir.mkdir(parents=True, exist_ok=True)
     logger.info("search %s: %d trials, experiment folder %s", options.name, options.num_samples, experiment_dir)
-
-    overrides = _prepare_data(experiment_dir, options)
-    base_config = _base_config(space, overrides)
-    files.write_base_config(experiment_dir, base_config)
+    overrides = _prepare_data(experiment_dir, options, index, splits)
+    files.write_base_config(experiment_dir, _base_config(space, overrides))
     files.copy_space(experiment_dir, space.source)
     n_startup = options.n_startup_trials or min(10, max(2, options.num_samples // 4))
     recorded = _recorded_options(options, space, overrides, n_startup)
     files.write_options(experiment_dir, recorded)
     _log_space(space)
-
-    start_ray(options.ray)
-    max_concurrent = _max_concurrent(options.max_concurrent, options.cpus_per_trial, options.gpus_per_trial)
 
     searcher = PruningOptunaSearch(
         max_t=space.epochs,
@@ -243,6 +248,9 @@ def _start(experiment_dir: Path, options: SearchOptions, trainable: Callable) ->
             num_samples=options.num_samples,
             max_concurrent_trials=max_concurrent,
             trial_dirname_creator=trial_dirname,
+            # A new trial actor imports torch, smp and timm again (seconds per trial); a reused
+            # one only resets. train_tune seeds everything from the config, so no state leaks.
+            reuse_actors=True,
         ),
         run_config=tune.RunConfig(
             name=options.name,
@@ -262,29 +270,48 @@ def _start(experiment_dir: Path, options: SearchOptions, trainable: Callable) ->
     return experiment_dir
 
 
-def _prepare_data(experiment_dir: Path, options: SearchOptions) -> dict[str, Any]:
-    """Find or generate the dataset, write the split file; return the data config overrides."""
+def _discover(data_root: Path) -> Any:
     from data.layout import discover
-    from data.splits import make_splits, write_splits
 
-    if options.data_root is None:
+    index = discover(data_root.expanduser().resolve())
+    if not index.train:
+        raise SearchError(
+            f"no annotated training images found under {data_root}; pass the root of a dataset "
+            "in the competition layout (python -m data.check ROOT lists what is wrong)"
+        )
+    return index
+
+
+def _make_splits(index: Any, options: SearchOptions) -> dict:
+    from data.splits import make_splits
+
+    return make_splits(index.train, n_folds=options.n_folds, seed=options.seed)
+
+
+def _prepare_data(
+    experiment_dir: Path, options: SearchOptions, index: Any, splits: dict | None
+) -> dict[str, Any]:
+    """Generate the dataset when none was given, write the split file; return data overrides."""
+    from data.splits import write_splits
+
+    if index is None:
         from data.synth import generate_dataset
 
-        data_root = experiment_dir / files.SYNTHETIC_DATA_DIR
+        synthetic_root = experiment_dir / files.SYNTHETIC_DATA_DIR
         logger.warning(
             "no --data-root given: generating a synthetic dataset (%d training images, %d px) in %s",
-            SYNTHETIC_TRAIN_IMAGES, SYNTHETIC_SIZE, data_root,
+            SYNTHETIC_TRAIN_IMAGES, SYNTHETIC_SIZE, synthetic_root,
         )
         generate_dataset(
-            data_root, SYNTHETIC_TRAIN_IMAGES, SYNTHETIC_TEST_IMAGES, size=SYNTHETIC_SIZE, seed=options.seed
+            synthetic_root, SYNTHETIC_TRAIN_IMAGES, SYNTHETIC_TEST_IMAGES, size=SYNTHETIC_SIZE,
+            seed=options.seed,
         )
-    else:
-        data_root = Path(options.data_root).expanduser().resolve()
+        index = _discover(synthetic_root)
+        splits = _make_splits(index, options)
+    data_root = Path(options.data_root or experiment_dir / files.SYNTHETIC_DATA_DIR).expanduser().resolve()
 
-    index = discover(data_root)
     for problem in index.problems:
         logger.warning("dataset %s: %s", data_root, problem)
-    splits = make_splits(index.train, n_folds=options.n_folds, seed=options.seed)
     splits_path = experiment_dir / files.SPLITS_FILE
     write_splits(splits_path, splits)
     logger.info(
@@ -559,8 +586,8 @@ def options_from_args(args: argparse.Namespace) -> SearchOptions:
     )
 
 
-def _forward_sigterm_as_sigint() -> None:
-    """Make SIGTERM (batch schedulers, ``kill``) stop the search like Ctrl+C.
+def _forward_sigterm_as_sigint() -> Any:
+    """Make SIGTERM (batch schedulers, ``kill``) stop the search like Ctrl+C; return the old handler.
 
     Tune handles SIGINT by saving the experiment state so that ``--resume`` can continue.
     """
@@ -568,14 +595,18 @@ def _forward_sigterm_as_sigint() -> None:
     def handler(signum: int, frame: Any) -> None:
         os.kill(os.getpid(), signal.SIGINT)
 
-    signal.signal(signal.SIGTERM, handler)
+    return signal.signal(signal.SIGTERM, handler)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the search CLI; return 0 when every trial ended, 130 when the search was interrupted."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    _forward_sigterm_as_sigint()
+    # Every epoch's checkpoint forces an experiment-state snapshot (Tune 2.60 does this when
+    # CheckpointConfig.num_to_keep is set), which is what resuming needs; Tune warns about it
+    # at every epoch unless this threshold is 0.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    previous_sigterm = _forward_sigterm_as_sigint()
     try:
         experiment_dir = run_search(options_from_args(args))
     except ValueError as error:
@@ -584,6 +615,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         logger.warning("interrupted before the trials started; nothing to resume")
         return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous_sigterm)
     summary = files.read_summary(experiment_dir)
     return 0 if summary["finished"] else 130
 

@@ -87,7 +87,7 @@ def test_init_kwargs_rejects_empty_host(clean_auth_env, host):
 @pytest.mark.parametrize("host", ["0.0.0.0", "192.0.2.7", "::"])
 def test_open_host_without_auth_rejected(clean_auth_env, host):
     clean_auth_env.setenv("RAY_AUTH_MODE", "disabled")
-    with pytest.raises(DashboardConfigError, match="refusing to serve the Ray dashboard"):
+    with pytest.raises(DashboardConfigError, match="rejected dashboard host"):
         dashboard_init_kwargs(host)
 
 
@@ -135,7 +135,9 @@ def test_token_source_order(clean_auth_env):
 
 
 def test_describe_without_dashboard():
-    assert describe_dashboard(SimpleNamespace(dashboard_url="")).startswith("Ray dashboard: not running")
+    assert describe_dashboard(SimpleNamespace(dashboard_url="")).startswith(
+        "Ray dashboard: not running"
+    )
 
 
 def test_dashboard_address_sources():
@@ -195,7 +197,9 @@ def _free_port() -> int:
 
 
 def _http_status(url: str, token: str | None = None) -> int:
-    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
+    request = urllib.request.Request(
+        url, headers={"Authorization": f"Bearer {token}"} if token else {}
+    )
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     try:
         with opener.open(request, timeout=10) as response:
@@ -240,7 +244,10 @@ class ChildProcess:
             if self.process.poll() is not None:
                 break
             time.sleep(0.2)
-        raise AssertionError(f"no line starting with {prefix!r} within {timeout_s} s; output:\n{self.output()[-4000:]}")
+        raise AssertionError(
+            f"no line starting with {prefix!r} within {timeout_s} s; "
+            f"output:\n{self.output()[-4000:]}"
+        )
 
     def stop(self, timeout_s: float) -> None:
         try:
@@ -256,7 +263,7 @@ class ChildProcess:
 
 
 class DevToolsPage:
-    """One page of headless Chromium driven over the Chrome DevTools protocol (aiohttp websocket)."""
+    """One page of headless Chromium, driven over the Chrome DevTools protocol (a websocket)."""
 
     def __init__(self, websocket) -> None:
         self._websocket = websocket
@@ -292,7 +299,9 @@ class DevToolsPage:
             if needle in text:
                 return text
             await asyncio.sleep(0.5)
-        raise AssertionError(f"page never showed {needle!r} within {timeout_s} s; it showed:\n{text[:3000]}")
+        raise AssertionError(
+            f"page never showed {needle!r} within {timeout_s} s; it showed:\n{text[:3000]}"
+        )
 
     async def type_token(self, token: str) -> None:
         """Replace the sign-in dialog's input text with ``token`` and press Enter."""
@@ -303,7 +312,13 @@ class DevToolsPage:
         assert found, "the sign-in dialog's token field is missing"
         await self.call("Input.insertText", text=token)
         for event in ("keyDown", "keyUp"):
-            await self.call("Input.dispatchKeyEvent", type=event, key="Enter", code="Enter", windowsVirtualKeyCode=13)
+            await self.call(
+                "Input.dispatchKeyEvent",
+                type=event,
+                key="Enter",
+                code="Enter",
+                windowsVirtualKeyCode=13,
+            )
 
     async def wait_for_cookie(self, url: str, name: str, timeout_s: float = WAIT_S) -> None:
         """Wait until the browser holds cookie ``name`` for ``url`` (HttpOnly cookies too)."""
@@ -349,7 +364,9 @@ async def _open_browser_page(chromium: str, profile_dir: Path):
     while not (port_file.exists() and port_file.read_text().strip()):
         if process.poll() is not None or time.monotonic() > deadline:
             process.kill()
-            raise AssertionError(f"chromium did not open its DevTools port (exit code {process.poll()})")
+            raise AssertionError(
+                f"chromium did not open its DevTools port (exit code {process.poll()})"
+            )
         await asyncio.sleep(0.2)
     devtools_port = port_file.read_text().split()[0]
 
@@ -360,7 +377,9 @@ async def _open_browser_page(chromium: str, profile_dir: Path):
     return process, session, websocket
 
 
-async def _sign_in_and_capture(chromium: str, dashboard_url: str, token: str, profile_dir: Path) -> dict[str, str]:
+async def _sign_in_and_capture(
+    chromium: str, dashboard_url: str, token: str, profile_dir: Path
+) -> dict[str, str]:
     """Sign in with a wrong token, then the right one; return the texts of the pages checked."""
     process, session, websocket = await _open_browser_page(chromium, profile_dir)
     texts = {}
@@ -412,7 +431,10 @@ def _wait_for_trainable_actor(address: str, token: str, timeout_s: float) -> Non
     actors: list = []
     while time.monotonic() < deadline:
         actors = _http_json(url, token)["data"]["result"]["result"]
-        if any(actor.get("repr_name") == TRAINABLE_NAME and actor.get("state") == "ALIVE" for actor in actors):
+        if any(
+            actor.get("repr_name") == TRAINABLE_NAME and actor.get("state") == "ALIVE"
+            for actor in actors
+        ):
             return
         time.sleep(0.5)
     raise AssertionError(f"no ALIVE {TRAINABLE_NAME} actor within {timeout_s} s: {actors}")
@@ -428,26 +450,46 @@ def test_browser_signs_in_and_sees_trial(chromium, tmp_path):
     token_file = tmp_path / "auth_token"
     token_file.write_text(token)
     token_file.chmod(0o600)
-    env = {key: value for key, value in os.environ.items() if key not in ("RAY_ADDRESS", "RAY_AUTH_TOKEN")}
-    env.update({"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token_file), "PYTHONUNBUFFERED": "1"})
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("RAY_ADDRESS", "RAY_AUTH_TOKEN")
+    }
+    env.update(
+        {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token_file), "PYTHONUNBUFFERED": "1"}
+    )
     port = _free_port()
     stop_file = tmp_path / "stop"
 
     child = ChildProcess(
-        [sys.executable, str(Path(__file__).resolve()), "serve", str(tmp_path / "runs"), str(port), str(stop_file)], env
+        [
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "serve",
+            str(tmp_path / "runs"),
+            str(port),
+            str(stop_file),
+        ],
+        env,
     )
     try:
         address = child.wait_for_line(READY_MARK, timeout_s=WAIT_S).split()[1]
         printed = child.output()
         printed_token = subprocess.run(
-            [str(Path(sys.executable).parent / "ray"), "get-auth-token"], env=env, capture_output=True, text=True, check=True
+            [str(Path(sys.executable).parent / "ray"), "get-auth-token"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout
         status_without_token = _http_status(f"http://{address}/api/jobs/")
         status_wrong_token = _http_status(f"http://{address}/api/jobs/", "wrong-token")
         _wait_for_trainable_actor(address, token, timeout_s=WAIT_S)
 
         with tempfile.TemporaryDirectory(prefix="chromium-profile-") as profile_dir:
-            texts = asyncio.run(_sign_in_and_capture(chromium, f"http://{address}", token, Path(profile_dir)))
+            texts = asyncio.run(
+                _sign_in_and_capture(chromium, f"http://{address}", token, Path(profile_dir))
+            )
     finally:
         stop_file.touch()
         child.stop(timeout_s=WAIT_S)
