@@ -10,9 +10,9 @@ Layout under the cache folder::
     CACHE_DIR/v<FORMAT_VERSION>/s<S>/.lock                    build lock of that resolution
 
 Entry format: a (S, S, 5) uint8 array. ``[..., 0]`` is the image resized by
-:func:`resize_image`. ``[..., 1:5]`` contains the 29 mask channels packed with
-``np.packbits(mask, axis=-1)`` (big-endian bit order, channel 0 in the highest bit of byte 1,
-the last 3 bits zero), which takes 4 bytes per pixel instead of 29.
+:func:`resize_image`. ``[..., 1:5]`` contains the 29 mask channels packed by :func:`pack_masks`
+(``np.packbits`` over the channel axis, big-endian bit order: channel 0 in the highest bit of
+byte 1, the last 3 bits zero), which takes 4 bytes per pixel instead of 29.
 
 Invalidation: ``<key>`` hashes the format version, the resolution, and the resolved path, size
 and modification time (ns) of the image and of its JSON file. Editing or touching a source file
@@ -144,20 +144,40 @@ def require_json(sample: Sample) -> Path:
     return Path(sample.json_path)
 
 
+def pack_masks(mask: np.ndarray) -> np.ndarray:
+    """Pack an (H, W, 29) 0/1 mask into (H, W, 4) uint8 bits, channel 0 in the highest bit."""
+    return np.packbits(mask.astype(bool, copy=False), axis=-1)
+
+
+def unpack_masks(packed: np.ndarray) -> np.ndarray:
+    """Unpack (H, W, 4) mask bits from :func:`pack_masks` into an (H, W, 29) uint8 0/1 mask."""
+    return np.unpackbits(packed, axis=-1, count=NUM_CLASSES)
+
+
+def channel_bits(channels: Sequence[int]) -> np.ndarray:
+    """Return the (4,) uint8 bit mask that selects ``channels`` in a packed mask."""
+    selected = np.zeros(NUM_CLASSES, dtype=bool)
+    selected[list(channels)] = True
+    return np.packbits(selected)
+
+
 def pack_entry(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """Pack an (S, S) uint8 image and an (S, S, 29) 0/1 mask into one (S, S, 5) uint8 entry."""
-    packed = np.packbits(mask.astype(bool, copy=False), axis=-1)
-    return np.concatenate([image[..., None], packed], axis=-1)
+    return np.concatenate([image[..., None], pack_masks(mask)], axis=-1)
+
+
+def split_entry(entry: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Split an (S, S, 5) entry into an (S, S) uint8 image and (S, S, 4) packed mask bits.
+
+    Both outputs are new C-contiguous arrays, so the entry (often a memory map) can be closed.
+    """
+    return np.ascontiguousarray(entry[..., 0]), np.ascontiguousarray(entry[..., 1:])
 
 
 def unpack_entry(entry: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Split an (S, S, 5) entry into an (S, S) uint8 image and an (S, S, 29) uint8 0/1 mask.
-
-    Both outputs are new arrays, so the entry (often a memory map) can be closed afterwards.
-    """
-    image = np.ascontiguousarray(entry[..., 0])
-    mask = np.unpackbits(entry[..., 1:], axis=-1, count=NUM_CLASSES)
-    return image, mask
+    """Split an (S, S, 5) entry into an (S, S) uint8 image and an (S, S, 29) uint8 0/1 mask."""
+    image, packed = split_entry(entry)
+    return image, unpack_masks(packed)
 
 
 def entry_key(sample: Sample, size: int) -> str:
@@ -223,6 +243,10 @@ class DecodedCache:
     def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """Return ``(image, mask)``: (S, S) uint8 and (S, S, 29) uint8 0/1, as :func:`decode_sample`."""
         return unpack_entry(self.open_entry(index))
+
+    def read_packed(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """Return ``(image, packed)``: (S, S) uint8 and (S, S, 4) mask bits of :func:`pack_masks`."""
+        return split_entry(self.open_entry(index))
 
     def _missing(self) -> list[int]:
         expected_bytes = self.size * self.size * (1 + PACKED_BYTES)

@@ -2,8 +2,10 @@
 
 Every pipeline works on ``image`` (S, S) uint8 and ``mask`` (S, S, 29) uint8 0/1, channels in
 ``data.classes.CLASSES`` order, and returns them at the same shape and dtype. Geometric
-transforms sample masks with nearest-neighbour interpolation, so masks stay 0/1 and each channel
-comes out as if it had been transformed alone.
+transforms sample masks with nearest-neighbour interpolation and fill with 0, so masks stay 0/1
+and each channel comes out as if it had been transformed alone. For the same reason a mask may
+also be passed bit-packed, (S, S, 4) from ``data.cache.pack_masks``: nearest-neighbour sampling
+moves whole bytes, and the result equals packing the transformed 29-channel mask.
 
 Random numbers: a pipeline draws from the generators that ``seed_transforms`` installs.
 ``data.dataset.HandBoneDataset`` installs fresh ones for every sample, derived from its seed, the
@@ -119,7 +121,8 @@ def build_transforms(aug: Mapping[str, Any] | None, train: bool) -> A.Compose:
             ``aug`` all the same so that a bad config fails before training starts.
 
     Returns:
-        ``A.Compose`` called as ``pipeline(image=(S, S) uint8, mask=(S, S, 29) uint8)``.
+        ``A.Compose`` called as ``pipeline(image=(S, S) uint8, mask=(S, S, 29) uint8)``, or
+        with the mask bit-packed as (S, S, 4) (see the module docstring).
 
     Raises:
         ValueError: invalid ``aug``, see :func:`resolve_aug`.

@@ -16,7 +16,9 @@ Geometry, in pixel coordinates (x right, y down) of the input:
   behind the line), minus pixels that belong to the forearm alone.
 
 Masks: the 27 non-forearm channels rotate as whole rigid bones, nearest-neighbour. The Radius and
-Ulna channels are returned unchanged.
+Ulna channels are returned unchanged. A mask is either the (H, W, 29) 0/1 stack or the same stack
+bit-packed as (H, W, 4) by ``data.cache.pack_masks``. Nearest-neighbour sampling moves whole
+bytes, so a packed mask warps in one 4-channel call instead of 29 channels.
 
 Image: a pixel shows the rotated image where the rotated moving region lands, or where the moving
 region was and nothing landed (the vacated wedge beside the wrist line). Elsewhere it keeps the
@@ -37,6 +39,7 @@ import albumentations as A
 import cv2
 import numpy as np
 
+from data.cache import PACKED_BYTES, channel_bits
 from data.classes import CLASS_INDEX, NUM_CLASSES
 
 LUNATE = CLASS_INDEX["Lunate"]
@@ -51,11 +54,22 @@ NON_FOREARM_CHANNELS: tuple[int, ...] = tuple(
 _CV2_CHUNK = 4
 
 
+def mask_layer(mask: np.ndarray, channels: tuple[int, ...]) -> np.ndarray:
+    """Return the (H, W) bool union of ``channels`` of an (H, W, 29) or packed (H, W, 4) mask."""
+    if mask.shape[-1] == NUM_CLASSES:
+        return np.any(mask[..., list(channels)] != 0, axis=-1)
+    # The 4 packed bytes of a pixel read as one uint32 word, which is much faster than reducing
+    # over a last axis of length 4.
+    words = np.ascontiguousarray(_mask_stack(mask)).view(np.uint32)[..., 0]
+    return (words & channel_bits(channels).view(np.uint32)[0]) != 0
+
+
 def wrist_geometry(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     """Find the rotation centre and the forearm axis of one hand.
 
     Args:
-        mask: (H, W, 29) uint8 or bool 0/1 mask stack, channels in ``data.classes.CLASSES`` order.
+        mask: (H, W, 29) uint8 or bool 0/1 mask stack, channels in ``data.classes.CLASSES`` order,
+            or that stack bit-packed as (H, W, 4) uint8.
 
     Returns:
         ``(centre, axis)``: float64 arrays of shape (2,) in pixels (x, y). ``centre`` is the Lunate
@@ -63,18 +77,24 @@ def wrist_geometry(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
         the Lunate mask is empty, both Radius and Ulna masks are empty, or the two centroids
         coincide, because then no bend is defined.
     """
-    lunate_ys, lunate_xs = np.nonzero(mask[..., LUNATE])
-    forearm = np.logical_or(mask[..., FOREARM_CHANNELS[0]], mask[..., FOREARM_CHANNELS[1]])
-    forearm_ys, forearm_xs = np.nonzero(forearm)
-    if lunate_xs.size == 0 or forearm_xs.size == 0:
+    centre = _centroid(mask_layer(mask, (LUNATE,)))
+    forearm_centre = _centroid(mask_layer(mask, FOREARM_CHANNELS))
+    if centre is None or forearm_centre is None:
         return None
 
-    centre = np.array([lunate_xs.mean(), lunate_ys.mean()])
-    direction = centre - np.array([forearm_xs.mean(), forearm_ys.mean()])
+    direction = centre - forearm_centre
     length = float(np.hypot(direction[0], direction[1]))
     if length < 1e-6:
         return None
     return centre, direction / length
+
+
+def _centroid(layer: np.ndarray) -> np.ndarray | None:
+    """Return the (x, y) mean of the True pixels of an (H, W) bool layer, or None if there are none."""
+    moments = cv2.moments(layer.view(np.uint8), binaryImage=True)
+    if moments["m00"] == 0:
+        return None
+    return np.array([moments["m10"] / moments["m00"], moments["m01"] / moments["m00"]])
 
 
 def rotation_matrix(centre: np.ndarray, angle: float) -> np.ndarray:
@@ -133,11 +153,12 @@ def bend_regions(
         bones after the rotation).
     """
     height, width = mask.shape[:2]
-    forearm = np.logical_or(mask[..., FOREARM_CHANNELS[0]], mask[..., FOREARM_CHANNELS[1]])
-    bones = np.any(mask[..., list(NON_FOREARM_CHANNELS)], axis=-1)
+    forearm = mask_layer(mask, FOREARM_CHANNELS)
+    bones = mask_layer(mask, NON_FOREARM_CHANNELS)
 
-    ys, xs = np.mgrid[0:height, 0:width]
-    distal = (xs - centre[0]) * axis[0] + (ys - centre[1]) * axis[1] > 0
+    along_x = (np.arange(width) - centre[0]) * axis[0]
+    along_y = (np.arange(height) - centre[1]) * axis[1]
+    distal = along_y[:, None] + along_x[None, :] > 0
     moving = (distal | bones) & ~(forearm & ~bones)
 
     rotated = warp_mask_nearest(np.stack([moving, bones], axis=-1).view(np.uint8), matrix)
@@ -187,8 +208,9 @@ def bend_image(
 class WristBend(A.DualTransform):
     """Rotate the hand beyond the wrist around the Lunate; Radius and Ulna stay fixed.
 
-    Needs the 29-channel mask stack as ``mask`` (H, W, 29) in ``data.classes.CLASSES`` order,
-    because the Lunate, Radius and Ulna channels define the bend. It is a no-op, returning image
+    Needs the 29-channel mask stack as ``mask``, (H, W, 29) in ``data.classes.CLASSES`` order or
+    bit-packed (H, W, 4), because the Lunate, Radius and Ulna channels define the bend. The
+    output mask has the input's layout. It is a no-op, returning image
     and mask unchanged, when the Lunate mask is empty or both forearm masks are empty. The angle
     is drawn uniformly from ``angle_limit`` on every call, so the random stream advances the same
     way whether or not the bend applies. Bounding boxes and keypoints are not supported.
@@ -233,11 +255,13 @@ class WristBend(A.DualTransform):
     def apply_to_mask(self, mask: np.ndarray, matrix: np.ndarray | None, **params: Any) -> np.ndarray:
         if matrix is None:
             return mask
-        mask = _mask_stack(mask)
-        out = warp_mask_nearest(mask, matrix)
-        forearm = list(FOREARM_CHANNELS)
-        out[..., forearm] = mask[..., forearm]
-        return out
+        out = warp_mask_nearest(_mask_stack(mask), matrix)
+        if mask.shape[-1] == NUM_CLASSES:
+            forearm = list(FOREARM_CHANNELS)
+            out[..., forearm] = mask[..., forearm]
+            return out
+        keep = channel_bits(FOREARM_CHANNELS)
+        return (out & ~keep) | (mask & keep)
 
     def get_transform_init_args_names(self) -> tuple[str, ...]:
         return ("angle_limit", "interpolation")
@@ -262,10 +286,11 @@ def _angle_range(angle_limit: float | tuple[float, float]) -> tuple[float, float
 
 
 def _mask_stack(mask: np.ndarray | None) -> np.ndarray:
-    if mask is None or mask.ndim != 3 or mask.shape[2] != NUM_CLASSES:
+    if mask is None or mask.ndim != 3 or mask.shape[2] not in (NUM_CLASSES, PACKED_BYTES):
         shape = None if mask is None else mask.shape
         raise ValueError(
-            f"WristBend needs the {NUM_CLASSES}-channel mask stack as mask=(H, W, {NUM_CLASSES}); "
-            f"got shape {shape}. Pass the full stack in data.classes.CLASSES order."
+            f"WristBend needs the {NUM_CLASSES}-channel mask stack as mask=(H, W, {NUM_CLASSES}), "
+            f"or bit-packed as (H, W, {PACKED_BYTES}); got shape {shape}. Pass the full stack in "
+            "data.classes.CLASSES order."
         )
     return mask

@@ -83,6 +83,21 @@ def test_item_format(samples, tmp_path, cached):
     assert mask.is_contiguous()
 
 
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.bool])
+def test_mask_dtype_option(synthetic_samples, dtype):
+    transform = build_transforms(STRONG_AUG, train=True)
+    default = HandBoneDataset(synthetic_samples, 64, transform=transform)[1]
+    other = HandBoneDataset(synthetic_samples, 64, transform=transform, mask_dtype=dtype)[1]
+    assert other[1].dtype == dtype
+    assert torch.equal(other[1].float(), default[1])
+    assert torch.equal(other[0], default[0])
+
+
+def test_invalid_mask_dtype_rejected(samples):
+    with pytest.raises(ValueError, match="invalid mask_dtype"):
+        HandBoneDataset(samples, 32, mask_dtype=torch.float64)
+
+
 def test_item_without_transform_matches_preprocessing(samples):
     dataset = HandBoneDataset(samples, 32)
     image, mask = dataset[2]
@@ -198,6 +213,22 @@ def test_worker_count_does_not_change_batches(synthetic_samples):
     assert_items_equal(single, parallel)
 
 
+def test_persistent_workers_follow_epoch(synthetic_samples):
+    expected = []
+    reference = train_dataset(synthetic_samples)
+    for epoch in range(2):
+        reference.set_epoch(epoch)
+        expected.extend(items(reference))
+
+    dataset = train_dataset(synthetic_samples)
+    loader = DataLoader(dataset, batch_size=None, num_workers=1, persistent_workers=True)
+    got = []
+    for epoch in range(2):
+        dataset.set_epoch(epoch)
+        got.extend(loader)
+    assert_items_equal(expected, got)
+
+
 # --- errors -----------------------------------------------------------------------------------
 
 
@@ -216,6 +247,14 @@ def test_invalid_seed_rejected(samples, seed):
 def test_invalid_epoch_rejected(samples):
     with pytest.raises(ValueError, match="invalid epoch"):
         HandBoneDataset(samples, 32).set_epoch(-1)
+
+
+def test_interpolating_transform_rejected(synthetic_samples):
+    """Linear mask interpolation mixes packed bits, and here it sets the unused ones."""
+    rotate = A.Affine(rotate=(37, 37), mask_interpolation=cv2.INTER_LINEAR, p=1.0)
+    dataset = HandBoneDataset(synthetic_samples, 64, transform=A.Compose([rotate]))
+    with pytest.raises(ValueError, match="nearest neighbour"):
+        dataset[0]
 
 
 def test_resizing_transform_rejected(samples):

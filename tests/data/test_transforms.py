@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
+from data.cache import pack_masks, unpack_masks
 from data.classes import CLASS_INDEX, NUM_CLASSES
 from data.transforms import AUG_DEFAULTS, build_transforms, resolve_aug, seed_transforms
 from data.wrist_bend import WristBend, warp_mask_nearest, wrist_geometry
@@ -209,6 +210,26 @@ def test_warp_mask_nearest_per_channel(channels):
         np.testing.assert_array_equal(out[..., channel], alone, err_msg=f"channel {channel}")
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_packed_masks_match_unpacked(seed):
+    """Every shipped step, wrist bend included, gives the packed result of the 29-channel one."""
+    image, mask = straight_hand()
+    _, blobs = random_stack(HAND_SIZE, seed=seed)
+    keep = [CLASS_INDEX[name] for name in ("Lunate", "Radius", "Ulna")]
+    blobs[..., keep] = mask[..., keep]
+    pipeline = build_transforms(ALL_ON, train=True)
+
+    seed_transforms(pipeline, seed)
+    unpacked = pipeline(image=image, mask=blobs)
+    seed_transforms(pipeline, seed)
+    packed = pipeline(image=image, mask=pack_masks(blobs))
+
+    assert packed["mask"].shape == (HAND_SIZE, HAND_SIZE, 4)
+    np.testing.assert_array_equal(unpack_masks(packed["mask"]), unpacked["mask"])
+    np.testing.assert_array_equal(packed["image"], unpacked["image"])
+    assert not np.array_equal(unpacked["mask"], blobs)
+
+
 def test_seeded_pipeline_repeats():
     image, mask = random_stack()
     pipeline = build_transforms(ALL_ON, train=True)
@@ -252,9 +273,12 @@ def test_bend_by_30_degrees_hand_computed():
     np.testing.assert_allclose(centroid(out[..., CLASS_INDEX["finger-8"]]), [34.0, 28.04], atol=0.5)
 
 
-def test_bend_keeps_forearm_and_lunate():
+@pytest.mark.parametrize("packed", [False, True])
+def test_bend_keeps_forearm_and_lunate(packed):
     image, mask = straight_hand()
-    out = bend(image, mask, 30.0)["mask"]
+    out = bend(image, pack_masks(mask) if packed else mask, 30.0)["mask"]
+    if packed:
+        out = unpack_masks(out)
     for name in ("Radius", "Ulna"):
         np.testing.assert_array_equal(out[..., CLASS_INDEX[name]], mask[..., CLASS_INDEX[name]], err_msg=name)
     np.testing.assert_allclose(centroid(out[..., CLASS_INDEX["Lunate"]]), LUNATE_CENTRE, atol=0.5)
@@ -292,11 +316,14 @@ def test_bend_channels_match_single_warps():
         np.testing.assert_array_equal(out[..., channel], expected, err_msg=f"channel {channel}")
 
 
+@pytest.mark.parametrize("packed", [False, True])
 @pytest.mark.parametrize("empty", [("Lunate",), ("Radius", "Ulna")])
-def test_bend_without_landmarks_is_noop(empty):
+def test_bend_without_landmarks_is_noop(empty, packed):
     image, mask = straight_hand()
     for name in empty:
         mask[..., CLASS_INDEX[name]] = 0
+    if packed:
+        mask = pack_masks(mask)
     out = bend(image, mask, 30.0)
     np.testing.assert_array_equal(out["image"], image)
     np.testing.assert_array_equal(out["mask"], mask)
@@ -309,7 +336,7 @@ def test_bend_with_one_forearm_bone_applies():
     assert not np.array_equal(out[..., CLASS_INDEX["finger-8"]], mask[..., CLASS_INDEX["finger-8"]])
 
 
-@pytest.mark.parametrize("shape", [(HAND_SIZE, HAND_SIZE), (HAND_SIZE, HAND_SIZE, 3)])
+@pytest.mark.parametrize("shape", [(HAND_SIZE, HAND_SIZE), (HAND_SIZE, HAND_SIZE, 3), (HAND_SIZE, HAND_SIZE, 28)])
 def test_bend_needs_mask_stack(shape):
     image, _ = straight_hand()
     with pytest.raises(ValueError, match="29-channel mask stack"):
