@@ -84,8 +84,12 @@ class Trial:
 
     @property
     def epochs(self) -> int:
-        """The number of epochs the trial has reported."""
-        return len(self.results)
+        """The number of distinct epochs the trial has reported.
+
+        A trial that Tune restored from a checkpoint reports the epochs after that checkpoint
+        again, and those repeats count once.
+        """
+        return len({report_epoch(row) for row in self.results} - {None})
 
     @property
     def time_s(self) -> float | None:
@@ -97,14 +101,16 @@ class Trial:
 
     @property
     def checkpoint(self) -> Path | None:
-        """The best epoch's checkpoint directory, holding model.pt; None when it has none on disk."""
+        """The best epoch's checkpoint directory (with model.pt), or None when it is not on disk."""
         best = self.best_result
         if best is None:
             return None
         return checkpoint_dir(self.path, best)
 
 
-def best_result_index(results: tuple[dict[str, Any], ...] | list[dict[str, Any]], metric: str) -> int | None:
+def best_result_index(
+    results: tuple[dict[str, Any], ...] | list[dict[str, Any]], metric: str
+) -> int | None:
     """Return the index of the report with the highest finite ``metric``, the earliest on a tie.
 
     Returns None when no report has a finite number under ``metric``.
@@ -113,7 +119,11 @@ def best_result_index(results: tuple[dict[str, Any], ...] | list[dict[str, Any]]
     best_value = -math.inf
     for index, row in enumerate(results):
         value = row.get(metric)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not math.isfinite(value)
+        ):
             continue
         if value > best_value:
             best_index, best_value = index, value
@@ -130,7 +140,7 @@ def report_epoch(row: dict[str, Any]) -> int | None:
 
 
 def checkpoint_dir(trial_dir: Path, row: dict[str, Any]) -> Path | None:
-    """Return the checkpoint directory a report names, if it exists and holds model.pt."""
+    """Return the checkpoint directory a report names if it exists and contains model.pt."""
     name = row.get("checkpoint_dir_name")
     if not isinstance(name, str) or not name:
         return None
@@ -189,11 +199,16 @@ class Experiment:
     def leaderboard(self) -> pd.DataFrame:
         """Return one row per trial, best ``val_dice`` first; trials without reports come last.
 
-        Columns: ``trial_id`` (str), ``val_dice`` (float in [0, 1], NaN before the first
-        report), ``best_epoch`` (Int64, the best report's epoch), ``epochs`` (int, reports so
-        far), ``time_s`` (float, training seconds so far), ``status`` (str), ``checkpoint``
-        (str absolute path of the best epoch's checkpoint directory, or None), then the trial's
-        flattened config as ``config/<key>/<subkey>`` columns.
+        Columns:
+
+        - ``trial_id`` (str)
+        - ``val_dice`` (float in [0, 1], NaN before the first report)
+        - ``best_epoch`` (Int64): the best report's epoch
+        - ``epochs`` (int): epochs reported so far
+        - ``time_s`` (float): training seconds so far
+        - ``status`` (str)
+        - ``checkpoint`` (str or None): absolute path of the best epoch's checkpoint directory
+        - ``config/<key>/<subkey>``: the trial's flattened config, one column per leaf
         """
         rows = [self._leaderboard_row(trial) for trial in self.trials]
         table = pd.DataFrame(rows)
@@ -207,9 +222,13 @@ class Experiment:
         table["epochs"] = table["epochs"].astype(int)
         table["time_s"] = table["time_s"].astype(float)
         table["checkpoint"] = pd.Series(
-            [path if isinstance(path, str) else None for path in table["checkpoint"]], index=table.index, dtype=object
+            [path if isinstance(path, str) else None for path in table["checkpoint"]],
+            index=table.index,
+            dtype=object,
         )
-        table = table.sort_values(["val_dice", "trial_id"], ascending=[False, True], na_position="last", kind="stable")
+        table = table.sort_values(
+            ["val_dice", "trial_id"], ascending=[False, True], na_position="last", kind="stable"
+        )
         return table.reset_index(drop=True)
 
     @staticmethod
@@ -235,7 +254,7 @@ class Experiment:
             k: how many (>= 1). Fewer come back when fewer trials have a checkpoint.
 
         Returns:
-            Directories holding model.pt, best ``val_dice`` first.
+            Directories that contain model.pt, best ``val_dice`` first.
         """
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise ValueError(f"k must be a positive integer, got {k!r}")
@@ -302,7 +321,6 @@ class Experiment:
         leading = ["trial_id", "epoch", "wall_s"]
         return table[leading + [column for column in table.columns if column not in leading]]
 
-
     def wall_start(self) -> float | None:
         """Return the experiment's start in Unix seconds, the origin of ``history()["wall_s"]``.
 
@@ -324,7 +342,7 @@ def _class_dice_row(trial: Trial) -> dict[str, Any]:
     }
     for key, value in best.items():
         if key.startswith(CLASS_DICE_PREFIX) and _is_number(value):
-            row[key[len(CLASS_DICE_PREFIX):]] = float(value)
+            row[key[len(CLASS_DICE_PREFIX) :]] = float(value)
     return row
 
 
@@ -349,33 +367,40 @@ def load_experiment(path: str | Path) -> Experiment:
     """Read a Ray Tune experiment directory (``<storage_path>/<name>``), finished or running.
 
     Args:
-        path: the experiment directory, which holds one directory per trial and Tune's
+        path: the experiment directory, which contains one directory per trial and Tune's
             ``experiment_state-*.json``.
 
     Returns:
         The experiment with every trial found on disk or in Tune's state file.
 
     Raises:
-        ExperimentError: the path is missing, not a directory, or holds no trial and no
-            state file; when experiment directories sit below it, the message lists them.
+        ExperimentError: the path is missing or not a directory, or it contains no trial and
+            no state file. When experiment directories lie below it, the message lists them.
     """
+    # NOTE: only local paths are read. An experiment whose storage_path is cloud storage
+    # (s3://, gs://) must be downloaded first.
     experiment_dir = Path(path).expanduser().resolve()
     _check_experiment_dir(experiment_dir)
 
-    states = tune_files.read_trial_states(experiment_dir)
+    state = tune_files.read_experiment_state(experiment_dir)
+    states = state.trials
     trials_by_id: dict[str, Trial] = {}
-    for trial_dir in sorted(child for child in experiment_dir.iterdir() if tune_files.is_trial_dir(child)):
+    for trial_dir in sorted(
+        child for child in experiment_dir.iterdir() if tune_files.is_trial_dir(child)
+    ):
         trial = _read_trial(trial_dir, states)
         trials_by_id[trial.trial_id] = trial
 
-    for state in states.values():
-        if state.trial_id not in trials_by_id:
-            trial_dir = experiment_dir / (state.relative_logdir or state.trial_id)
-            trials_by_id[state.trial_id] = Trial(state.trial_id, trial_dir, {}, (), state.status)
+    for trial_state in states.values():
+        if trial_state.trial_id not in trials_by_id:
+            trial_dir = experiment_dir / (trial_state.relative_logdir or trial_state.trial_id)
+            trials_by_id[trial_state.trial_id] = Trial(
+                trial_state.trial_id, trial_dir, {}, (), trial_state.status
+            )
 
     trials = list(trials_by_id.values())
     _warn_missing_checkpoints(trials)
-    return Experiment(experiment_dir, trials, tune_files.read_experiment_start(experiment_dir))
+    return Experiment(experiment_dir, trials, state.start_time)
 
 
 def _check_experiment_dir(experiment_dir: Path) -> None:
@@ -384,22 +409,26 @@ def _check_experiment_dir(experiment_dir: Path) -> None:
     if not experiment_dir.is_dir():
         raise ExperimentError(f"expected an experiment directory, got a file: {experiment_dir}")
 
-    has_state = any(experiment_dir.glob(tune_files.STATE_GLOB))
-    has_trials = any(tune_files.is_trial_dir(child) for child in experiment_dir.iterdir())
-    if has_state or has_trials:
+    if _looks_like_experiment(experiment_dir):
         return
 
     below = sorted(
-        child.name
-        for child in experiment_dir.iterdir()
-        if child.is_dir() and (any(child.glob(tune_files.STATE_GLOB)) or any(tune_files.is_trial_dir(c) for c in child.iterdir()))
+        child.name for child in experiment_dir.iterdir() if _looks_like_experiment(child)
     )
     hint = f"; experiment directories inside it: {', '.join(below)}" if below else ""
     raise ExperimentError(
-        f"{experiment_dir} is not a Ray Tune experiment directory: it holds no trial directories "
-        f"(with params.json or result.json) and no experiment_state-*.json. Pass the directory "
-        f"<storage_path>/<experiment name>{hint}"
+        f"{experiment_dir} is not a Ray Tune experiment directory: it contains no trial "
+        f"directories (with params.json or result.json) and no experiment_state-*.json. Pass "
+        f"the directory <storage_path>/<experiment name>{hint}"
     )
+
+
+def _looks_like_experiment(path: Path) -> bool:
+    if not path.is_dir():
+        return False
+    if any(path.glob(tune_files.STATE_GLOB)):
+        return True
+    return any(tune_files.is_trial_dir(child) for child in path.iterdir())
 
 
 def _read_trial(trial_dir: Path, states: dict[str, tune_files.TrialState]) -> Trial:
@@ -418,7 +447,9 @@ def _read_trial(trial_dir: Path, states: dict[str, tune_files.TrialState]) -> Tr
     return Trial(trial_id, trial_dir, config, results, status)
 
 
-def _trial_id(trial_dir: Path, results: tuple[dict[str, Any], ...], states: dict[str, tune_files.TrialState]) -> str:
+def _trial_id(
+    trial_dir: Path, results: tuple[dict[str, Any], ...], states: dict[str, tune_files.TrialState]
+) -> str:
     for row in results:
         if isinstance(row.get("trial_id"), str):
             return row["trial_id"]
@@ -438,7 +469,14 @@ def _warn_missing_checkpoints(trials: list[Trial]) -> None:
             logger.warning(
                 "trial %s: the best epoch's checkpoint %s is missing or has no %s (deleted by "
                 "CheckpointConfig.num_to_keep without checkpoint_score_attribute=%r?)",
-                trial.trial_id, trial.path / name, MODEL_FILE, METRIC,
+                trial.trial_id,
+                trial.path / name,
+                MODEL_FILE,
+                METRIC,
             )
         else:
-            logger.warning("trial %s: its best epoch %s reported no checkpoint", trial.trial_id, report_epoch(best))
+            logger.warning(
+                "trial %s: its best epoch %s reported no checkpoint",
+                trial.trial_id,
+                report_epoch(best),
+            )

@@ -58,8 +58,12 @@ def load_study(study_path: Path, study_name: str) -> optuna.Study:
     if study_name not in names:
         if len(names) != 1:
             found = ", ".join(names) or "none"
-            raise ImportanceUnavailable(f"{study_path} holds no study named {study_name!r} (studies: {found})")
-        logger.info("%s: no study named %r, using its only study %r", study_path, study_name, names[0])
+            raise ImportanceUnavailable(
+                f"{study_path} holds no study named {study_name!r} (studies: {found})"
+            )
+        logger.info(
+            "%s: no study named %r, using its only study %r", study_path, study_name, names[0]
+        )
         study_name = names[0]
     return optuna.load_study(study_name=study_name, storage=storage)
 
@@ -88,7 +92,9 @@ def param_importances(study: optuna.Study) -> tuple[dict[str, float], int]:
             f"PRUNED, which do not count); run the report again when more trials have finished"
         )
     if not any(trial.params for trial in completed):
-        raise ImportanceUnavailable(f"the Optuna study {study.study_name!r} has no searched parameters")
+        raise ImportanceUnavailable(
+            f"the Optuna study {study.study_name!r} has no searched parameters"
+        )
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

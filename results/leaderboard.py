@@ -55,9 +55,13 @@ def read_leaderboard_csv(path: str | Path) -> pd.DataFrame:
             names the file and the version found.
     """
     path = Path(path)
-    table = pd.read_csv(path)
+    # Trial ids such as "00123456" are text: read them as str so no leading zero is lost.
+    table = pd.read_csv(path, dtype={"trial_id": str, "status": str, "checkpoint": str})
     if "format_version" not in table.columns:
-        raise ValueError(f"{path}: no format_version column; expected a leaderboard.csv written by results.report")
+        raise ValueError(
+            f"{path}: no format_version column; expected a leaderboard.csv written by "
+            f"results.report"
+        )
 
     versions = set(table["format_version"].dropna().astype(int))
     if versions - {LEADERBOARD_FORMAT_VERSION}:
@@ -67,9 +71,10 @@ def read_leaderboard_csv(path: str | Path) -> pd.DataFrame:
         )
 
     table = table.drop(columns="format_version")
-    table["trial_id"] = table["trial_id"].astype(str)
     table["best_epoch"] = table["best_epoch"].astype("Int64")
-    table["checkpoint"] = table["checkpoint"].astype(object).where(table["checkpoint"].notna(), None)
+    table["checkpoint"] = (
+        table["checkpoint"].astype(object).where(table["checkpoint"].notna(), None)
+    )
     return table
 
 
@@ -109,12 +114,22 @@ def format_leaderboard(table: pd.DataFrame, top: int | None = None) -> str:
 
     shown = table if top is None else table.head(top)
     config_columns = varied_config_columns(table)
-    columns = ["trial_id", "val_dice", "best_epoch", "epochs", "time_s", "status"] + config_columns + ["checkpoint"]
+    columns = (
+        ["trial_id", "val_dice", "best_epoch", "epochs", "time_s", "status"]
+        + config_columns
+        + ["checkpoint"]
+    )
     text_table = shown[columns].copy()
-    text_table["val_dice"] = shown["val_dice"].map(lambda value: "-" if pd.isna(value) else f"{value:.4f}")
-    text_table["time_s"] = shown["time_s"].map(lambda value: "-" if pd.isna(value) else f"{value:.1f}")
+    text_table["val_dice"] = shown["val_dice"].map(
+        lambda value: "-" if pd.isna(value) else f"{value:.4f}"
+    )
+    text_table["time_s"] = shown["time_s"].map(
+        lambda value: "-" if pd.isna(value) else f"{value:.1f}"
+    )
     text_table["checkpoint"] = shown["checkpoint"].map(_checkpoint_name)
-    text_table = text_table.rename(columns={column: column[len(_CONFIG_PREFIX):] for column in config_columns})
+    text_table = text_table.rename(
+        columns={column: column[len(_CONFIG_PREFIX) :] for column in config_columns}
+    )
 
     text = text_table.to_string(index=False, na_rep="-")
     if top is not None and len(table) > top:

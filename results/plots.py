@@ -35,7 +35,10 @@ def best_so_far(history: pd.DataFrame) -> pd.DataFrame:
 
 
 def plot_best_so_far(history: pd.DataFrame, path: Path, title: str = "") -> Path:
-    """Plot every report's ``val_dice`` and the best so far against minutes since the start.
+    """Plot every report's ``val_dice`` and the best so far against wall time since the start.
+
+    The time axis is in seconds, minutes or hours, whichever keeps its numbers below about 120.
+    Tune stamps reports to the whole second, so reports within one second share a time.
 
     Args:
         history: ``Experiment.history()``.
@@ -54,17 +57,28 @@ def plot_best_so_far(history: pd.DataFrame, path: Path, title: str = "") -> Path
     else:
         times = curve["wall_s"] / seconds_per_unit
         axes.scatter(times, curve[METRIC], s=10, color="0.65", label="each report")
-        axes.step(times, curve["best_val_dice"], where="post", color="tab:blue", linewidth=2, label="best so far")
+        axes.step(
+            times,
+            curve["best_val_dice"],
+            where="post",
+            color="tab:blue",
+            linewidth=2,
+            label="best so far",
+        )
         axes.set_ylim(*_dice_limits(curve[METRIC]))
         axes.legend(loc="lower right")
     axes.set_xlabel(f"wall time since the experiment started ({unit})")
     axes.set_ylabel("validation Dice")
-    axes.set_title(f"{title}: best validation Dice so far" if title else "best validation Dice so far")
+    axes.set_title(
+        f"{title}: best validation Dice so far" if title else "best validation Dice so far"
+    )
     axes.grid(alpha=0.3)
     return _save(figure, path)
 
 
-def plot_learning_curves(history: pd.DataFrame, ranking: list[str], path: Path, highlight: int = 10, title: str = "") -> Path:
+def plot_learning_curves(
+    history: pd.DataFrame, ranking: list[str], path: Path, highlight: int = 10, title: str = ""
+) -> Path:
     """Plot ``val_dice`` per epoch, one line per trial; the best trials in colour with a legend.
 
     Args:
@@ -95,9 +109,10 @@ def plot_learning_curves(history: pd.DataFrame, ranking: list[str], path: Path, 
 
 
 def _draw_curves(axes, reports: pd.DataFrame, ranking: list[str], highlight: int) -> None:
-    highlighted = [trial_id for trial_id in ranking[:highlight]]
+    """Draw the other trials grey first, then the best ones in colour, the best on top."""
+    highlighted = ranking[:highlight]
     order = [trial_id for trial_id in ranking if trial_id not in highlighted] + highlighted[::-1]
-    colours = {trial_id: f"C{rank % 10}" for rank, trial_id in enumerate(highlighted)}
+    legend: dict[int, tuple[object, str]] = {}
 
     for trial_id in order:
         curve = reports[reports["trial_id"] == trial_id]
@@ -105,22 +120,31 @@ def _draw_curves(axes, reports: pd.DataFrame, ranking: list[str], highlight: int
             continue
         epochs = curve["epoch"].astype(float).to_numpy()
         values = pd.to_numeric(curve[METRIC]).to_numpy()
-        if trial_id in colours:
-            rank = highlighted.index(trial_id) + 1
-            best = values.argmax()
-            axes.plot(epochs, values, marker="o", markersize=3, color=colours[trial_id], label=f"{rank}. {trial_id}")
-            axes.scatter([epochs[best]], [values[best]], s=60, facecolors="none", edgecolors=colours[trial_id])
-        else:
+        if trial_id not in highlighted:
             axes.plot(epochs, values, color="0.75", linewidth=0.8)
+            continue
+
+        rank = highlighted.index(trial_id) + 1
+        colour = f"C{(rank - 1) % 10}"
+        (line,) = axes.plot(epochs, values, marker="o", markersize=3, color=colour)
+        best = values.argmax()
+        axes.scatter([epochs[best]], [values[best]], s=60, facecolors="none", edgecolors=colour)
+        legend[rank] = (line, f"{rank}. {trial_id}")
 
     axes.set_ylim(*_dice_limits(pd.to_numeric(reports[METRIC])))
-    handles, labels = axes.get_legend_handles_labels()
-    pairs = sorted(zip(labels, handles), key=lambda pair: int(pair[0].split(".")[0]))
-    if pairs:
-        axes.legend([handle for _, handle in pairs], [label for label, _ in pairs], fontsize="small", loc="lower right")
+    if legend:
+        entries = [legend[rank] for rank in sorted(legend)]
+        axes.legend(
+            [line for line, _ in entries],
+            [label for _, label in entries],
+            fontsize="small",
+            loc="lower right",
+        )
 
 
-def plot_param_importance(importances: dict[str, float], path: Path, completed_trials: int, title: str = "") -> Path:
+def plot_param_importance(
+    importances: dict[str, float], path: Path, completed_trials: int, title: str = ""
+) -> Path:
     """Plot hyperparameter importances as horizontal bars, the most important on top.
 
     Args:
@@ -157,11 +181,14 @@ def _time_unit(longest_s: float) -> tuple[str, float]:
 
 
 def _dice_limits(values: pd.Series) -> tuple[float, float]:
-    """Return y limits for Dice values: their range widened to tenths, within [0, 1] plus a margin."""
+    """Return y limits for Dice values: their range widened to tenths, plus a small margin."""
     lowest, highest = float(values.min()), float(values.max())
     if not (math.isfinite(lowest) and math.isfinite(highest)):
         return 0.0, 1.0
-    return max(0.0, math.floor(lowest * 10) / 10) - 0.02, min(1.0, math.ceil(highest * 10) / 10) + 0.02
+    return (
+        max(0.0, math.floor(lowest * 10) / 10) - 0.02,
+        min(1.0, math.ceil(highest * 10) / 10) + 0.02,
+    )
 
 
 def _write_no_data(axes, message: str) -> None:

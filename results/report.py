@@ -56,7 +56,9 @@ class Report:
     notes: list[str] = field(default_factory=list)
 
 
-def build_report(experiment_dir: str | Path, out_dir: str | Path | None = None, top: int = 10) -> Report:
+def build_report(
+    experiment_dir: str | Path, out_dir: str | Path | None = None, top: int = 10
+) -> Report:
     """Read an experiment and write its CSV tables and PNG plots.
 
     Args:
@@ -82,11 +84,21 @@ def build_report(experiment_dir: str | Path, out_dir: str | Path | None = None, 
     history = experiment.history()
     report = Report(experiment, table, per_class)
 
-    report.files["leaderboard.csv"] = leaderboard.write_leaderboard_csv(table, out / "leaderboard.csv")
-    report.files["per_class_dice.csv"] = leaderboard.write_per_class_csv(per_class, out / "per_class_dice.csv")
-    report.files["best_so_far.png"] = plots.plot_best_so_far(history, out / "best_so_far.png", experiment.name)
+    report.files["leaderboard.csv"] = leaderboard.write_leaderboard_csv(
+        table, out / "leaderboard.csv"
+    )
+    report.files["per_class_dice.csv"] = leaderboard.write_per_class_csv(
+        per_class, out / "per_class_dice.csv"
+    )
+    report.files["best_so_far.png"] = plots.plot_best_so_far(
+        history, out / "best_so_far.png", experiment.name
+    )
     report.files["learning_curves.png"] = plots.plot_learning_curves(
-        history, list(table["trial_id"]), out / "learning_curves.png", highlight=top, title=experiment.name
+        history,
+        list(table["trial_id"]),
+        out / "learning_curves.png",
+        highlight=top,
+        title=experiment.name,
     )
     _write_importance(experiment, out / "param_importance.png", report)
     return report
@@ -98,9 +110,11 @@ def _write_importance(experiment: Experiment, path: Path, report: Report) -> Non
         importances, completed = importance.param_importances(study)
     except importance.ImportanceUnavailable as error:
         report.notes.append(f"no hyperparameter importance plot: {error}")
-        path.unlink(missing_ok=True)
+        path.unlink(missing_ok=True)  # a plot from an earlier report would be out of date
         return
-    report.files["param_importance.png"] = plots.plot_param_importance(importances, path, completed, experiment.name)
+    report.files["param_importance.png"] = plots.plot_param_importance(
+        importances, path, completed, experiment.name
+    )
 
 
 def format_report(report: Report, top: int) -> str:
@@ -127,12 +141,20 @@ def format_report(report: Report, top: int) -> str:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m results.report",
-        description="Print the leaderboard of a Ray Tune experiment and write its CSV tables and PNG plots.",
+        description="Print the leaderboard of a Ray Tune experiment; write CSVs and PNG plots.",
     )
-    parser.add_argument("experiment_dir", type=Path, help="the experiment directory (<storage_path>/<name>)")
-    parser.add_argument("--out", type=Path, default=None, help="output directory (default: EXPERIMENT_DIR/report)")
     parser.add_argument(
-        "--top", type=int, default=10, help="number of best trials printed, in per_class_dice.csv and coloured in the plots (default: 10)"
+        "experiment_dir", type=Path, help="the experiment directory (<storage_path>/<name>)"
+    )
+    parser.add_argument(
+        "--out", type=Path, default=None, help="output directory (default: EXPERIMENT_DIR/report)"
+    )
+    parser.add_argument(
+        "--top",
+        type=int,
+        default=10,
+        help="number of best trials to print, to list in per_class_dice.csv and to colour in "
+        "the learning curves (default: 10)",
     )
     return parser.parse_args(argv)
 

@@ -4,7 +4,8 @@ Layout written by Ray Tune 2.60 for ``RunConfig(storage_path=S, name=E)``::
 
     S/E/                                   the experiment directory
         experiment_state-<date>.json       trial statuses, rewritten now and then by the driver
-        <trainable>_<trial_id>_<n>_<params>_<date>/    one directory per trial
+        <trainable>_<trial_id>_<n>_<params>_<date>/    one directory per trial (the search
+                                           names them trial_<trial_id>)
             params.json                    the trial's config
             result.json                    one JSON object per line, one line per report
             progress.csv                   the same reports as CSV
@@ -54,6 +55,20 @@ class TrialState:
     relative_logdir: str | None
 
 
+@dataclass(frozen=True)
+class ExperimentState:
+    """What Tune's experiment state file says about an experiment.
+
+    Attributes:
+        trials: trial id to state.
+        start_time: when the driver started the experiment (or its latest resume), in Unix
+            seconds; None when unknown.
+    """
+
+    trials: dict[str, TrialState]
+    start_time: float | None
+
+
 def read_complete_lines(path: Path) -> list[str]:
     """Read the newline-terminated lines of a text file that another process may be appending to.
 
@@ -85,8 +100,8 @@ def read_result_rows(trial_dir: Path) -> list[dict[str, Any]]:
         trial_dir: the trial directory.
 
     Returns:
-        The complete reports. A half-written last line and lines that do not parse are skipped;
-        skipped lines before the last one are logged as a warning.
+        The complete reports. A half-written last line is left out. Complete lines that do not
+        parse are skipped, and their count is logged as a warning.
     """
     result_path = trial_dir / RESULT_FILE
     if result_path.exists():
@@ -125,7 +140,9 @@ def _parse_progress_csv(path: Path) -> list[dict[str, Any]]:
     rows = []
     for cells in reader:
         if len(cells) != len(header):
-            logger.warning("%s: skipped a row with %d cells, expected %d", path, len(cells), len(header))
+            logger.warning(
+                "%s: skipped a row with %d cells, expected %d", path, len(cells), len(header)
+            )
             continue
         rows.append({name: _parse_csv_cell(cell) for name, cell in zip(header, cells)})
     return rows
@@ -151,35 +168,63 @@ def read_params(trial_dir: Path) -> dict[str, Any] | None:
     except FileNotFoundError:
         return None
     except json.JSONDecodeError as error:
-        logger.warning("%s: invalid JSON (%s); reading the config from result.json instead", trial_dir / PARAMS_FILE, error)
+        logger.warning(
+            "%s: invalid JSON (%s); reading the config from result.json instead",
+            trial_dir / PARAMS_FILE,
+            error,
+        )
         return None
     return params if isinstance(params, dict) else None
 
 
-def read_trial_states(experiment_dir: Path) -> dict[str, TrialState]:
-    """Read trial statuses from the newest ``experiment_state-*.json`` of an experiment.
+def read_experiment_state(experiment_dir: Path) -> ExperimentState:
+    """Read trial statuses and the start time from the newest ``experiment_state-*.json``.
 
-    The file is Ray Tune's own resume state, not a public format: this reader follows the
+    The file is Ray Tune's own resume state, not a public format. This reader follows the
     layout of Ray 2.60, where ``trial_data`` is a list of ``[trial_json, runtime_json]``
-    string pairs. A file that does not match is logged and ignored.
+    string pairs and ``stats.start_time`` is the driver's start. A file that does not match
+    is logged and ignored.
 
     Args:
         experiment_dir: the experiment directory.
 
     Returns:
-        Trial id to state; empty when there is no state file or it cannot be read.
+        The state; no trials and no start time when there is no state file or it cannot be
+        read.
     """
-    state_files = sorted(experiment_dir.glob(STATE_GLOB), key=lambda path: path.stat().st_mtime)
-    if not state_files:
-        return {}
+    newest = _newest_state_file(experiment_dir)
+    if newest is None:
+        return ExperimentState({}, None)
 
-    newest = state_files[-1]
     try:
         state = json.loads(newest.read_text(encoding="utf-8"))
-        return _parse_trial_data(state["trial_data"])
+        trials = _parse_trial_data(state["trial_data"])
     except (OSError, ValueError, KeyError, TypeError, IndexError) as error:
-        logger.warning("%s: cannot read trial statuses (%s: %s); statuses will be 'unknown'", newest, type(error).__name__, error)
-        return {}
+        logger.warning(
+            "%s: cannot read trial statuses (%s: %s); statuses will be 'unknown'",
+            newest,
+            type(error).__name__,
+            error,
+        )
+        return ExperimentState({}, None)
+
+    stats = state.get("stats")
+    start = stats.get("start_time") if isinstance(stats, dict) else None
+    start_time = float(start) if isinstance(start, (int, float)) else None
+    return ExperimentState(trials, start_time)
+
+
+def _newest_state_file(experiment_dir: Path) -> Path | None:
+    """Return the most recently modified state file; Tune may delete older ones meanwhile."""
+    newest, newest_mtime = None, -1.0
+    for path in experiment_dir.glob(STATE_GLOB):
+        try:
+            mtime = path.stat().st_mtime
+        except FileNotFoundError:
+            continue
+        if mtime > newest_mtime:
+            newest, newest_mtime = path, mtime
+    return newest
 
 
 def _parse_trial_data(trial_data: list) -> dict[str, TrialState]:
@@ -195,24 +240,17 @@ def _parse_trial_data(trial_data: list) -> dict[str, TrialState]:
     return states
 
 
-def read_experiment_start(experiment_dir: Path) -> float | None:
-    """Read the experiment's start time (Unix seconds) from its newest state file, if any."""
-    state_files = sorted(experiment_dir.glob(STATE_GLOB), key=lambda path: path.stat().st_mtime)
-    if not state_files:
-        return None
-    try:
-        start = json.loads(state_files[-1].read_text(encoding="utf-8"))["stats"]["start_time"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    return float(start) if isinstance(start, (int, float)) else None
-
-
 def is_trial_dir(path: Path) -> bool:
-    """Return whether a directory holds a Tune trial's files."""
-    return path.is_dir() and any((path / name).exists() for name in (PARAMS_FILE, RESULT_FILE, PROGRESS_FILE))
+    """Return whether a directory contains a trial's params.json, result.json or progress.csv."""
+    return path.is_dir() and any(
+        (path / name).exists() for name in (PARAMS_FILE, RESULT_FILE, PROGRESS_FILE)
+    )
 
 
 def trial_id_from_dirname(name: str) -> str | None:
-    """Extract the Tune trial id from a trial directory name such as ``train_tune_ffde1_00003_3_lr=0.01_...``."""
+    """Extract the Tune trial id from a trial directory name, or return None.
+
+    Example: ``train_tune_ffde1_00003_3_lr=0.01_2026-12-04_20-05-08`` gives "ffde1_00003".
+    """
     match = _TRIAL_ID_IN_DIRNAME.search(name)
     return match.group(1) if match else None

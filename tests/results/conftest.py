@@ -62,7 +62,9 @@ def peaking_trainable(config: dict[str, Any]) -> None:
             "epoch_time_s": 0.01,
             "lr": config["optim"]["lr"],
         }
-        metrics.update({f"dice/{name}": class_dice(val_dice, index) for index, name in enumerate(CLASSES)})
+        metrics.update(
+            {f"dice/{name}": class_dice(val_dice, index) for index, name in enumerate(CLASSES)}
+        )
         with tempfile.TemporaryDirectory() as checkpoint_dir:
             payload = {
                 "format_version": 1,
@@ -86,7 +88,9 @@ def param_space() -> dict[str, Any]:
     }
 
 
-def run_experiment(storage_path: Path, name: str, trainable: Any, num_samples: int, seed: int = 0) -> Path:
+def run_experiment(
+    storage_path: Path, name: str, trainable: Any, num_samples: int, seed: int = 0
+) -> Path:
     """Run a Tune experiment with OptunaSearch storing its study in the experiment directory.
 
     Ray must already be initialised. Returns the experiment directory.
@@ -103,7 +107,11 @@ def run_experiment(storage_path: Path, name: str, trainable: Any, num_samples: i
         trainable,
         param_space=param_space(),
         tune_config=tune.TuneConfig(
-            metric="val_dice", mode="max", num_samples=num_samples, search_alg=searcher, max_concurrent_trials=1
+            metric="val_dice",
+            mode="max",
+            num_samples=num_samples,
+            search_alg=searcher,
+            max_concurrent_trials=1,
         ),
         run_config=tune.RunConfig(
             name=name,
@@ -123,7 +131,9 @@ def ray_session():
     """Start a private local Ray for one test session's experiments; shut it down after."""
     import ray
 
-    ray.init(address="local", num_cpus=1, object_store_memory=200 * 1024**2, include_dashboard=False)
+    ray.init(
+        address="local", num_cpus=1, object_store_memory=200 * 1024**2, include_dashboard=False
+    )
     yield
     ray.shutdown()
 
@@ -150,7 +160,9 @@ class PeakingExperiment:
 def peaking_experiment(tmp_path_factory, ray_session) -> PeakingExperiment:
     """A finished 3-trial experiment of :func:`peaking_trainable`."""
     storage = tmp_path_factory.mktemp("tune")
-    return PeakingExperiment(run_experiment(storage, EXPERIMENT_NAME, peaking_trainable, NUM_TRIALS))
+    return PeakingExperiment(
+        run_experiment(storage, EXPERIMENT_NAME, peaking_trainable, NUM_TRIALS)
+    )
 
 
 @pytest.fixture(scope="session")

@@ -35,7 +35,7 @@ def test_leaderboard_columns_and_order(peaking_experiment):
     table = load_experiment(peaking_experiment.path).leaderboard()
 
     assert list(table.columns[: len(LEADERBOARD_COLUMNS)]) == list(LEADERBOARD_COLUMNS)
-    assert all(column.startswith("config/") for column in table.columns[len(LEADERBOARD_COLUMNS):])
+    assert all(column.startswith("config/") for column in table.columns[len(LEADERBOARD_COLUMNS) :])
     assert "config/optim/lr" in table.columns
     assert "config/model/encoder" in table.columns
     assert len(table) == peaking_experiment.num_trials
@@ -59,7 +59,9 @@ def test_checkpoint_is_peak_not_latest(peaking_experiment):
     for row in experiment.leaderboard().itertuples():
         trial = experiment.trial(row.trial_id)
         reports = _reports(trial.path)
-        peak_report = next(report for report in reports if report["epoch"] == peaking_experiment.peak_epoch)
+        peak_report = next(
+            report for report in reports if report["epoch"] == peaking_experiment.peak_epoch
+        )
         latest_dir = trial.path / reports[-1]["checkpoint_dir_name"]
 
         checkpoint = Path(row.checkpoint)
@@ -219,14 +221,23 @@ def test_best_result_index_table(values, expected):
 
 @pytest.mark.parametrize(
     ("row", "expected"),
-    [({"epoch": 3, "training_iteration": 4}, 3), ({"training_iteration": 4}, 4), ({"epoch": None}, None), ({}, None)],
+    [
+        ({"epoch": 3, "training_iteration": 4}, 3),
+        ({"training_iteration": 4}, 4),
+        ({"epoch": None}, None),
+        ({}, None),
+    ],
 )
 def test_report_epoch_table(row, expected):
     assert report_epoch(row) == expected
 
 
 def test_flatten_config_nested():
-    config = {"model": {"encoder": "resnet18", "extra": {}}, "aug": {"scale": [0.9, 1.1]}, "ema": None}
+    config = {
+        "model": {"encoder": "resnet18", "extra": {}},
+        "aug": {"scale": [0.9, 1.1]},
+        "ema": None,
+    }
     assert flatten_config(config) == {
         "config/model/encoder": "resnet18",
         "config/model/extra": "{}",
@@ -237,7 +248,14 @@ def test_flatten_config_nested():
 
 @pytest.mark.parametrize(
     ("content", "expected"),
-    [(b"", []), (b"a", []), (b"a\n", ["a"]), (b"a\nb", ["a"]), (b"a\nb\n", ["a", "b"]), (b"a\r\nb\n", ["a", "b"])],
+    [
+        (b"", []),
+        (b"a", []),
+        (b"a\n", ["a"]),
+        (b"a\nb", ["a"]),
+        (b"a\nb\n", ["a", "b"]),
+        (b"a\r\nb\n", ["a", "b"]),
+    ],
 )
 def test_read_complete_lines_table(tmp_path, content, expected):
     path = tmp_path / "result.json"

@@ -7,7 +7,12 @@ import math
 import optuna
 import pytest
 
-from results.importance import MIN_COMPLETED_TRIALS, ImportanceUnavailable, load_study, param_importances
+from results.importance import (
+    MIN_COMPLETED_TRIALS,
+    ImportanceUnavailable,
+    load_study,
+    param_importances,
+)
 
 DISTRIBUTIONS = {
     "optim/lr": optuna.distributions.FloatDistribution(1e-4, 1e-2, log=True),
@@ -23,12 +28,19 @@ def _make_study(path, name: str, values: list[float], pruned: int = 0) -> optuna
     """
     study = optuna.create_study(study_name=name, storage=f"sqlite:///{path}", direction="maximize")
     for index, value in enumerate(values):
-        params = {"optim/lr": 10 ** (-4 + 2 * index / 9), "model/encoder": ("resnet18", "resnet34")[index % 2]}
-        study.add_trial(optuna.trial.create_trial(params=params, distributions=DISTRIBUTIONS, value=value))
+        params = {
+            "optim/lr": 10 ** (-4 + 2 * index / 9),
+            "model/encoder": ("resnet18", "resnet34")[index % 2],
+        }
+        study.add_trial(
+            optuna.trial.create_trial(params=params, distributions=DISTRIBUTIONS, value=value)
+        )
     for index in range(pruned):
         params = {"optim/lr": 1e-3, "model/encoder": "resnet18"}
         study.add_trial(
-            optuna.trial.create_trial(params=params, distributions=DISTRIBUTIONS, state=optuna.trial.TrialState.PRUNED)
+            optuna.trial.create_trial(
+                params=params, distributions=DISTRIBUTIONS, state=optuna.trial.TrialState.PRUNED
+            )
         )
     return study
 
@@ -42,7 +54,9 @@ def _quiet_optuna():
 
 
 def test_lr_dominates_when_value_follows_lr(tmp_path):
-    _make_study(tmp_path / "study.db", "exp", [math.log10(10 ** (-4 + 2 * i / 9)) + 4 for i in range(10)])
+    _make_study(
+        tmp_path / "study.db", "exp", [math.log10(10 ** (-4 + 2 * i / 9)) + 4 for i in range(10)]
+    )
     importances, completed = param_importances(load_study(tmp_path / "study.db", "exp"))
 
     assert completed == 10
@@ -87,7 +101,9 @@ def test_load_study_ambiguous_name(tmp_path):
     _make_study(tmp_path / "study.db", "first", [0.1])
     _make_study(tmp_path / "study.db", "second", [0.1])
 
-    with pytest.raises(ImportanceUnavailable, match="no study named 'exp' \\(studies: first, second\\)"):
+    with pytest.raises(
+        ImportanceUnavailable, match="no study named 'exp' \\(studies: first, second\\)"
+    ):
         load_study(tmp_path / "study.db", "exp")
 
 

@@ -20,13 +20,15 @@ from results.leaderboard import (
 def _table() -> pd.DataFrame:
     return pd.DataFrame(
         {
-            "trial_id": ["b_00001", "a_00000", "c_00002"],
+            "trial_id": ["b_00001", "a_00000", "00002000"],
             "val_dice": [0.8125, 0.5, float("nan")],
             "best_epoch": pd.array([3, 1, None], dtype="Int64"),
             "epochs": [4, 2, 0],
             "time_s": [12.25, 6.5, float("nan")],
             "status": ["TERMINATED", "RUNNING", "PENDING"],
-            "checkpoint": pd.Series(["/runs/e/b/checkpoint_000002", "/runs/e/a/checkpoint_000000", None], dtype=object),
+            "checkpoint": pd.Series(
+                ["/runs/e/b/checkpoint_000002", "/runs/e/a/checkpoint_000000", None], dtype=object
+            ),
             "config/model/encoder": ["resnet34", "resnet18", "resnet18"],
             "config/optim/lr": [0.01, 0.001, 0.0001],
             "config/seed": [0, 0, 0],
@@ -78,10 +80,15 @@ def test_read_rejects_unversioned_csv(tmp_path):
 
 
 def test_per_class_csv_has_version(tmp_path):
-    table = pd.DataFrame({"trial_id": ["a"], "val_dice": [0.5], "best_epoch": [2], "Radius": [0.25]})
+    table = pd.DataFrame(
+        {"trial_id": ["a"], "val_dice": [0.5], "best_epoch": [2], "Radius": [0.25]}
+    )
     path = write_per_class_csv(table, tmp_path / "per_class_dice.csv")
 
-    assert path.read_text().splitlines() == ["format_version,trial_id,val_dice,best_epoch,Radius", "1,a,0.5,2,0.25"]
+    assert path.read_text().splitlines() == [
+        "format_version,trial_id,val_dice,best_epoch,Radius",
+        "1,a,0.5,2,0.25",
+    ]
 
 
 def test_varied_config_columns_only():
@@ -93,10 +100,28 @@ def test_format_leaderboard_text():
     lines = text.splitlines()
 
     assert lines[0].split() == [
-        "trial_id", "val_dice", "best_epoch", "epochs", "time_s", "status", "model/encoder", "optim/lr", "checkpoint",
+        "trial_id",
+        "val_dice",
+        "best_epoch",
+        "epochs",
+        "time_s",
+        "status",
+        "model/encoder",
+        "optim/lr",
+        "checkpoint",
     ]
-    assert lines[1].split() == ["b_00001", "0.8125", "3", "4", "12.2", "TERMINATED", "resnet34", "0.010", "checkpoint_000002"]
-    assert "c_00002" not in text
+    assert lines[1].split() == [
+        "b_00001",
+        "0.8125",
+        "3",
+        "4",
+        "12.2",
+        "TERMINATED",
+        "resnet34",
+        "0.010",
+        "checkpoint_000002",
+    ]
+    assert "00002000" not in text
     assert lines[-1] == "(1 more trials in the CSV)"
     assert "seed" not in text
 
@@ -107,7 +132,13 @@ def test_format_leaderboard_empty():
 
 def test_format_per_class_by_class():
     table = pd.DataFrame(
-        {"trial_id": ["a", "b"], "val_dice": [0.5, 0.4], "best_epoch": [2, 1], "Radius": [0.25, 0.125], "Ulna": [0.5, None]}
+        {
+            "trial_id": ["a", "b"],
+            "val_dice": [0.5, 0.4],
+            "best_epoch": [2, 1],
+            "Radius": [0.25, 0.125],
+            "Ulna": [0.5, None],
+        }
     )
     lines = format_per_class_dice(table).splitlines()
 

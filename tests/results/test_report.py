@@ -34,7 +34,9 @@ def test_cli_writes_tables_and_plots(peaking_experiment, tmp_path, capsys):
     printed = capsys.readouterr().out
 
     table = load_experiment(peaking_experiment.path).leaderboard()
-    pd.testing.assert_frame_equal(read_leaderboard_csv(out / "leaderboard.csv"), table, check_dtype=False)
+    pd.testing.assert_frame_equal(
+        read_leaderboard_csv(out / "leaderboard.csv"), table, check_dtype=False
+    )
     per_class = pd.read_csv(out / "per_class_dice.csv")
     assert list(per_class["trial_id"]) == list(table["trial_id"][:2])
     for name in PNG_NAMES:
@@ -57,10 +59,14 @@ def test_default_out_is_experiment_report(peaking_experiment, tmp_path):
 def test_too_few_trials_note_not_crash(peaking_experiment, tmp_path, capsys):
     copy = Path(shutil.copytree(peaking_experiment.path, tmp_path / "peaking"))
     (copy / "optuna_study.db").unlink()
-    study = optuna.create_study(study_name="peaking", storage=f"sqlite:///{copy / 'optuna_study.db'}", direction="maximize")
+    study = optuna.create_study(
+        study_name="peaking", storage=f"sqlite:///{copy / 'optuna_study.db'}", direction="maximize"
+    )
     study.add_trial(
         optuna.trial.create_trial(
-            params={"optim/lr": 1e-3}, distributions={"optim/lr": optuna.distributions.FloatDistribution(1e-4, 1e-2)}, value=0.5
+            params={"optim/lr": 1e-3},
+            distributions={"optim/lr": optuna.distributions.FloatDistribution(1e-4, 1e-2)},
+            value=0.5,
         )
     )
 
@@ -100,6 +106,9 @@ def test_plots_of_empty_history(tmp_path):
     _assert_png(plots.plot_learning_curves(history, [], tmp_path / "curves.png"))
 
 
-@pytest.mark.parametrize(("longest_s", "unit"), [(0.0, "s"), (119.0, "s"), (120.0, "min"), (7199.0, "min"), (7200.0, "h")])
+@pytest.mark.parametrize(
+    ("longest_s", "unit"),
+    [(0.0, "s"), (119.0, "s"), (120.0, "min"), (7199.0, "min"), (7200.0, "h")],
+)
 def test_time_unit_table(longest_s, unit):
     assert plots._time_unit(longest_s)[0] == unit

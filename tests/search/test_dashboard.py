@@ -262,6 +262,10 @@ class ChildProcess:
         self._reader.join(timeout=5)
 
 
+class DevToolsError(RuntimeError):
+    """A Chrome DevTools protocol call returned an error."""
+
+
 class DevToolsPage:
     """One page of headless Chromium, driven over the Chrome DevTools protocol (a websocket)."""
 
@@ -278,7 +282,7 @@ class DevToolsPage:
             if message.get("id") != message_id:
                 continue  # an event, or the answer to another call
             if "error" in message:
-                raise RuntimeError(f"DevTools {method} failed: {message['error']}")
+                raise DevToolsError(f"DevTools {method} failed: {message['error']}")
             return message.get("result", {})
 
     async def evaluate(self, expression: str):
@@ -289,7 +293,13 @@ class DevToolsPage:
         await self.call("Page.navigate", url=url)
 
     async def text(self) -> str:
-        return await self.evaluate("document.body ? document.body.innerText : ''") or ""
+        """Return the page's visible text; "" while a navigation or reload replaces the page."""
+        try:
+            return await self.evaluate("document.body ? document.body.innerText : ''") or ""
+        except DevToolsError as error:
+            if "navigated or closed" in str(error) or "context" in str(error).lower():
+                return ""
+            raise
 
     async def wait_for_text(self, needle: str, timeout_s: float = WAIT_S) -> str:
         deadline = time.monotonic() + timeout_s
