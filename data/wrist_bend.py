@@ -210,10 +210,11 @@ class WristBend(A.DualTransform):
 
     Needs the 29-channel mask stack as ``mask``, (H, W, 29) in ``data.classes.CLASSES`` order or
     bit-packed (H, W, 4), because the Lunate, Radius and Ulna channels define the bend. The
-    output mask has the input's layout. It is a no-op, returning image
-    and mask unchanged, when the Lunate mask is empty or both forearm masks are empty. The angle
-    is drawn uniformly from ``angle_limit`` on every call, so the random stream advances the same
-    way whether or not the bend applies. Bounding boxes and keypoints are not supported.
+    output mask has the input's layout. It is a no-op, returning image and mask unchanged, when
+    the Lunate mask is empty or both forearm masks are empty. Whenever the transform fires, it
+    draws the angle uniformly from ``angle_limit`` before it looks at the masks, so the random
+    stream advances the same way whether or not the bend is defined. Bounding boxes and
+    keypoints are not supported.
 
     Args:
         angle_limit: bend angle range in degrees, each end in [-90, 90]. A number ``a`` means

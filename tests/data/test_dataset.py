@@ -19,7 +19,6 @@ from data.classes import CLASS_INDEX, NUM_CLASSES
 from data.dataset import HandBoneDataset, preprocess_image
 from data.images import read_image
 from data.layout import Sample, discover
-from data.synth import generate_dataset
 from data.transforms import build_transforms
 
 STRONG_AUG = {"strength": 1.0, "hflip": 0.5, "affine": 1.0, "intensity": 1.0, "noise": 1.0, "wrist_bend": 0.5}
@@ -48,10 +47,8 @@ def samples(tmp_path: Path) -> list[Sample]:
 
 
 @pytest.fixture(scope="module")
-def synthetic_samples(tmp_path_factory) -> list[Sample]:
-    root = tmp_path_factory.mktemp("synthetic")
-    generate_dataset(root, n_train=4, n_test=0, size=256, seed=0)
-    return discover(root).train
+def synthetic_samples(synthetic_root) -> list[Sample]:
+    return discover(synthetic_root).train
 
 
 def items(dataset: HandBoneDataset) -> list[tuple[torch.Tensor, torch.Tensor]]:
