@@ -11,6 +11,7 @@ is the best epoch's, not the trial's latest.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from dataclasses import dataclass, field
@@ -31,6 +32,8 @@ CLASS_DICE_PREFIX = "dice/"
 """Prefix of the per-class validation Dice keys a trial reports, as in "dice/Radius"."""
 
 MODEL_FILE = "model.pt"
+METRICS_FILE = "metrics.json"
+"""The epoch and metrics beside model.pt in a checkpoint directory (trainable.checkpoint)."""
 STUDY_FILE = "optuna_study.db"
 
 LEADERBOARD_COLUMNS: tuple[str, ...] = (
@@ -62,6 +65,8 @@ class Trial:
         results: complete reports in report order, one per epoch.
         status: PENDING, RUNNING, PAUSED, TERMINATED, ERROR, or "unknown" when Tune's state
             file does not list the trial yet.
+        checkpoint: the best epoch's checkpoint directory (with model.pt), or None when it is
+            not on disk or its metrics.json names another epoch.
     """
 
     trial_id: str
@@ -69,6 +74,7 @@ class Trial:
     config: dict[str, Any]
     results: tuple[dict[str, Any], ...] = field(repr=False)
     status: str
+    checkpoint: Path | None = None
 
     @property
     def best_result(self) -> dict[str, Any] | None:
@@ -98,14 +104,6 @@ class Trial:
             return None
         value = self.results[-1].get("time_total_s")
         return float(value) if isinstance(value, (int, float)) else None
-
-    @property
-    def checkpoint(self) -> Path | None:
-        """The best epoch's checkpoint directory (with model.pt), or None when it is not on disk."""
-        best = self.best_result
-        if best is None:
-            return None
-        return checkpoint_dir(self.path, best)
 
 
 def best_result_index(
@@ -139,13 +137,12 @@ def report_epoch(row: dict[str, Any]) -> int | None:
     return None
 
 
-def checkpoint_dir(trial_dir: Path, row: dict[str, Any]) -> Path | None:
-    """Return the checkpoint directory a report names if it exists and contains model.pt."""
-    name = row.get("checkpoint_dir_name")
-    if not isinstance(name, str) or not name:
+def _saved_epoch(metrics_path: Path) -> int | None:
+    try:
+        saved = json.loads(metrics_path.read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValueError):
         return None
-    path = trial_dir / name
-    return path if (path / MODEL_FILE).is_file() else None
+    return report_epoch(saved) if isinstance(saved, dict) else None
 
 
 def flatten_config(config: dict[str, Any], prefix: str = "config/") -> dict[str, Any]:
@@ -399,7 +396,6 @@ def load_experiment(path: str | Path) -> Experiment:
             )
 
     trials = list(trials_by_id.values())
-    _warn_missing_checkpoints(trials)
     return Experiment(experiment_dir, trials, state.start_time)
 
 
@@ -444,7 +440,12 @@ def _read_trial(trial_dir: Path, states: dict[str, tune_files.TrialState]) -> Tr
     status = state.status if state is not None else UNKNOWN_STATUS
     if status == UNKNOWN_STATUS and (trial_dir / tune_files.ERROR_FILE).exists():
         status = "ERROR"
-    return Trial(trial_id, trial_dir, config, results, status)
+
+    best_index = best_result_index(results, METRIC)
+    checkpoint = None
+    if best_index is not None:
+        checkpoint = _best_checkpoint(trial_id, trial_dir, results[best_index])
+    return Trial(trial_id, trial_dir, config, results, status, checkpoint)
 
 
 def _trial_id(
@@ -459,24 +460,40 @@ def _trial_id(
     return tune_files.trial_id_from_dirname(trial_dir.name) or trial_dir.name
 
 
-def _warn_missing_checkpoints(trials: list[Trial]) -> None:
-    for trial in trials:
-        best = trial.best_result
-        if best is None or trial.checkpoint is not None:
-            continue
-        name = best.get("checkpoint_dir_name")
-        if name:
-            logger.warning(
-                "trial %s: the best epoch's checkpoint %s is missing or has no %s (deleted by "
-                "CheckpointConfig.num_to_keep without checkpoint_score_attribute=%r?)",
-                trial.trial_id,
-                trial.path / name,
-                MODEL_FILE,
-                METRIC,
-            )
-        else:
-            logger.warning(
-                "trial %s: its best epoch %s reported no checkpoint",
-                trial.trial_id,
-                report_epoch(best),
-            )
+def _best_checkpoint(trial_id: str, trial_dir: Path, best: dict[str, Any]) -> Path | None:
+    """Return the checkpoint directory the best report names, or None with a logged reason.
+
+    The directory must contain model.pt. When it also contains metrics.json (written by
+    ``trainable.checkpoint.save_checkpoint_dir``), the epoch there must be the report's epoch,
+    because other weights must never pass for the best epoch's.
+    """
+    epoch = report_epoch(best)
+    name = best.get("checkpoint_dir_name")
+    if not isinstance(name, str) or not name:
+        logger.warning("trial %s: its best epoch %s reported no checkpoint", trial_id, epoch)
+        return None
+
+    path = trial_dir / name
+    if not (path / MODEL_FILE).is_file():
+        logger.warning(
+            "trial %s: the best epoch's checkpoint %s is missing or has no %s (deleted by "
+            "CheckpointConfig.num_to_keep without checkpoint_score_attribute=%r?)",
+            trial_id,
+            path,
+            MODEL_FILE,
+            METRIC,
+        )
+        return None
+
+    saved_epoch = _saved_epoch(path / METRICS_FILE)
+    if saved_epoch is not None and epoch is not None and saved_epoch != epoch:
+        logger.warning(
+            "trial %s: %s contains the weights of epoch %d, but the best report is epoch %d; "
+            "the trial gets no checkpoint",
+            trial_id,
+            path / METRICS_FILE,
+            saved_epoch,
+            epoch,
+        )
+        return None
+    return path

@@ -1,18 +1,17 @@
 """A real Ray Tune experiment for the results tests, made by a small function trainable.
 
 The trainable reports the keys of ``trainable.tune_trainable.train_tune`` (val_dice, val_loss,
-train_loss, dice/<class>, epoch_time_s, lr, epoch) with a checkpoint directory holding model.pt
-at every epoch, and its val_dice follows a fixed curve that peaks at epoch 2 of 3. The search is
-Ray's OptunaSearch writing ``optuna_study.db`` into the experiment directory, as the search
-stage does. Checkpoints are kept as the search keeps them: the best by val_dice plus the latest,
+train_loss, dice/<class>, epoch_time_s, lr, epoch) with a checkpoint directory at every epoch,
+and its val_dice follows a fixed curve that peaks at epoch 2 of 3, so that the test knows the
+best epoch without training a real model. The search is Ray's OptunaSearch writing
+``optuna_study.db`` into the experiment directory, as the search stage does. Checkpoints are
+kept by ``trainable.tune_trainable.checkpoint_config()``: the best by val_dice plus the latest,
 so the latest (epoch 3) checkpoint is on disk beside the best (epoch 2) one.
 """
 
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,9 +46,16 @@ def class_dice(val_dice: float, class_index: int) -> float:
 
 
 def peaking_trainable(config: dict[str, Any]) -> None:
-    """Ray Tune function trainable: three epochs, a checkpoint with model.pt at each."""
+    """Ray Tune function trainable: three epochs, each reported with a checkpoint directory.
+
+    The checkpoint directories are written by ``trainable.checkpoint.save_checkpoint_dir``
+    (model.pt and metrics.json) and reported through ``trainable.tune_trainable.report_epoch``,
+    as ``train_tune`` does, around a tiny real torch model.
+    """
     import torch
-    from ray import tune
+
+    from trainable.checkpoint import save_checkpoint_dir
+    from trainable.tune_trainable import report_epoch
 
     model = torch.nn.Conv2d(1, len(CLASSES), kernel_size=1)
     for epoch in range(1, len(VAL_DICE_CURVE) + 1):
@@ -62,20 +68,11 @@ def peaking_trainable(config: dict[str, Any]) -> None:
             "epoch_time_s": 0.01,
             "lr": config["optim"]["lr"],
         }
-        metrics.update(
-            {f"dice/{name}": class_dice(val_dice, index) for index, name in enumerate(CLASSES)}
+        for index, name in enumerate(CLASSES):
+            metrics[f"dice/{name}"] = class_dice(val_dice, index)
+        report_epoch(
+            metrics, lambda folder: save_checkpoint_dir(folder, model, config, epoch, metrics)
         )
-        with tempfile.TemporaryDirectory() as checkpoint_dir:
-            payload = {
-                "format_version": 1,
-                "state_dict": model.state_dict(),
-                "config": config,
-                "classes": list(CLASSES),
-                "epoch": epoch,
-                "metrics": metrics,
-            }
-            torch.save(payload, os.path.join(checkpoint_dir, "model.pt"))
-            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(checkpoint_dir))
 
 
 def param_space() -> dict[str, Any]:
@@ -99,6 +96,8 @@ def run_experiment(
     from ray import tune
     from ray.tune.search.optuna import OptunaSearch
 
+    from trainable.tune_trainable import checkpoint_config
+
     experiment_dir = storage_path / name
     experiment_dir.mkdir(parents=True, exist_ok=True)
     storage = optuna.storages.RDBStorage(f"sqlite:///{experiment_dir / 'optuna_study.db'}")
@@ -117,9 +116,7 @@ def run_experiment(
             name=name,
             storage_path=str(storage_path),
             verbose=0,
-            checkpoint_config=tune.CheckpointConfig(
-                num_to_keep=1, checkpoint_score_attribute="val_dice", checkpoint_score_order="max"
-            ),
+            checkpoint_config=checkpoint_config(),
         ),
     )
     tuner.fit()

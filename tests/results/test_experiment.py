@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import torch
 
 from data.classes import CLASSES
 from results.experiment import (
@@ -21,6 +20,7 @@ from results.experiment import (
     report_epoch,
 )
 from results.tune_files import read_complete_lines, trial_id_from_dirname
+from trainable.checkpoint import read_checkpoint
 
 
 def _reports(trial_dir: Path) -> list[dict]:
@@ -69,7 +69,7 @@ def test_checkpoint_is_peak_not_latest(peaking_experiment):
         assert (latest_dir / "model.pt").is_file(), "the latest checkpoint should be on disk too"
         assert checkpoint != latest_dir
 
-        saved = torch.load(checkpoint / "model.pt", map_location="cpu", weights_only=True)
+        saved = read_checkpoint(checkpoint)
         assert saved["epoch"] == row.best_epoch
         assert saved["metrics"]["val_dice"] == pytest.approx(row.val_dice, rel=1e-12)
 
@@ -274,3 +274,18 @@ def test_read_complete_lines_table(tmp_path, content, expected):
 )
 def test_trial_id_from_dirname_table(name, expected):
     assert trial_id_from_dirname(name) == expected
+
+
+def test_checkpoint_of_other_epoch_rejected(peaking_experiment, tmp_path, caplog):
+    copy = _copy_experiment(peaking_experiment.path, tmp_path)
+    best = load_experiment(copy).leaderboard().iloc[0]
+    metrics_path = Path(best["checkpoint"]) / "metrics.json"
+    saved = json.loads(metrics_path.read_text())
+    metrics_path.write_text(json.dumps({**saved, "epoch": 3}))
+
+    with caplog.at_level("WARNING", logger="results.experiment"):
+        table = load_experiment(copy).leaderboard()
+
+    assert table.iloc[0]["trial_id"] == best["trial_id"]
+    assert table.iloc[0]["checkpoint"] is None
+    assert "contains the weights of epoch 3, but the best report is epoch 2" in caplog.text
