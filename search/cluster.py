@@ -20,6 +20,8 @@ from typing import Any
 
 import ray
 
+from search import dashboard
+
 logger = logging.getLogger(__name__)
 
 STAGE_PACKAGES: tuple[str, ...] = ("data", "trainable", "search", "results", "ensemble")
@@ -111,8 +113,8 @@ def start_ray(options: RayOptions) -> Any:
         _format_amount(sum(node.cpus for node in nodes)),
         _format_amount(sum(node.gpus for node in nodes)),
     )
-    if options.address is None and options.include_dashboard:
-        logger.info("%s", _describe_dashboard(context))
+    if options.address is not None or options.include_dashboard:
+        logger.info("%s", dashboard.describe_dashboard(context))
     return context
 
 
@@ -124,29 +126,8 @@ def _local_init_kwargs(options: RayOptions) -> dict[str, Any]:
         "include_dashboard": options.include_dashboard,
     }
     if options.include_dashboard:
-        kwargs.update(_dashboard_kwargs(options.dashboard_host, options.dashboard_port))
+        kwargs.update(dashboard.dashboard_init_kwargs(options.dashboard_host, options.dashboard_port))
     return kwargs
-
-
-def _dashboard_kwargs(host: str, port: int | None) -> dict[str, Any]:
-    # NOTE: search.dashboard (token sign-in) is written separately; until it exists the
-    # dashboard starts on the given host and port without extra settings.
-    try:
-        from search import dashboard
-    except ImportError:
-        kwargs: dict[str, Any] = {"dashboard_host": host}
-        if port is not None:
-            kwargs["dashboard_port"] = port
-        return kwargs
-    return dashboard.dashboard_init_kwargs(host, port)
-
-
-def _describe_dashboard(context: Any) -> str:
-    try:
-        from search import dashboard
-    except ImportError:
-        return f"Ray dashboard: http://{context.dashboard_url}"
-    return dashboard.describe_dashboard(context)
 
 
 def _warn_ignored_local_options(options: RayOptions) -> None:

@@ -134,8 +134,9 @@ def run_search(options: SearchOptions, *, trainable: Callable[[dict], Any] | Non
 
     Args:
         options: the search options.
-        trainable: the Tune function trainable; None uses
-            ``trainable.tune_trainable.train_tune``. It must report ``val_dice`` once per epoch.
+        trainable: the Tune function trainable; None uses :func:`search.trial.run_trial`
+            (``trainable.tune_trainable.train_tune``). It must report ``val_dice`` once per
+            epoch.
 
     Returns:
         The absolute experiment folder ``<storage_path>/<name>``, with the files listed in
@@ -150,7 +151,7 @@ def run_search(options: SearchOptions, *, trainable: Callable[[dict], Any] | Non
     options = _checked(options)
     experiment_dir = Path(options.storage_path).expanduser().resolve() / options.name
     if trainable is None:
-        from trainable.tune_trainable import train_tune as trainable
+        from search.trial import run_trial as trainable
 
     import ray
 
