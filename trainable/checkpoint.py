@@ -9,9 +9,9 @@
      "epoch": 7,                      # 1-based epoch after which the weights were taken
      "metrics": {"val_dice": 0.91, "dice/finger-1": 0.88, ...}}
 
-``training_state.pt`` holds what resuming needs: raw and EMA weights, optimizer, scheduler and
+``training_state.pt`` contains what resuming needs: raw and EMA weights, optimizer, scheduler and
 grad-scaler states, the epoch, the best score so far and the random states. A checkpoint folder
-written by :func:`save_checkpoint_dir` holds both files and ``metrics.json`` (the metrics and
+written by :func:`save_checkpoint_dir` contains both files and ``metrics.json`` (the metrics and
 epoch as JSON, readable without torch).
 """
 
@@ -269,7 +269,9 @@ def _load(file_path: Path, what: str) -> dict[str, Any]:
             f"cannot read {what} file {file_path}: {type(error).__name__}: {error}"
         ) from None
     if not isinstance(payload, dict):
-        raise CheckpointError(f"{what} file {file_path} holds a {type(payload).__name__}, not a dict")
+        raise CheckpointError(
+            f"invalid {what} file {file_path}: expected a dict, found {type(payload).__name__}"
+        )
     return payload
 
 

@@ -135,8 +135,8 @@ def load_config(path: str | os.PathLike) -> dict[str, Any]:
         return {}
     if not isinstance(content, dict):
         raise ConfigError(
-            f"config file {config_path} holds a {type(content).__name__}; expected a mapping "
-            "of sections such as 'model:' and 'optim:'"
+            f"invalid config file {config_path}: expected a mapping of sections such as "
+            f"'model:' and 'optim:', found a {type(content).__name__}"
         )
     return content
 
@@ -209,7 +209,7 @@ def resolve_config(
         config: nested config, partial or complete; None for the defaults.
         overrides: dotted overrides applied last (see :func:`apply_overrides`).
         require_absolute: raise on a relative path instead of resolving it against the current
-            directory; the Tune trainable sets it because a worker's current directory is not
+            directory. The Tune trainable sets it because a worker's current directory is not
             the driver's.
 
     Returns:

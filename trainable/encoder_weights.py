@@ -1,12 +1,13 @@
 """Pretrained encoder weights: ImageNet files from the Hugging Face Hub, or a local file.
 
-``imagenet`` weights come from the Hub repositories that smp 0.6 and timm 1.0 use: for an smp
-encoder, ``model.safetensors`` of ``smp-hub/<encoder>.imagenet`` at the revision smp pins; for a
-``tu-`` encoder, the file of timm's default pretrained tag (``timm/<model>.<tag>``). A file
+``imagenet`` weights come from the Hub repositories that smp 0.6 and timm 1.0 use. For an smp
+encoder that is ``model.safetensors`` of ``smp-hub/<encoder>.imagenet`` at the revision smp
+pins. For a ``tu-`` encoder it is the file of timm's default pretrained tag
+(``timm/<model>.<tag>``). A file
 already in the local Hugging Face cache is used without any network access. Otherwise one
 metadata request with a 5 s timeout and no retry checks that the Hub is reachable before the
-download. Offline (``HF_HUB_OFFLINE=1``, or no answer) this fails at once with a message that
-says how to proceed, instead of the retries with 60 s timeouts that huggingface_hub 2.4 makes
+download. Offline (``HF_HUB_OFFLINE=1``, or no response) this fails at once with a message that
+names the next step, instead of the retries with 60 s timeouts that huggingface_hub 2.4 makes
 when a file is not cached.
 """
 
@@ -43,7 +44,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 IMAGENET = "imagenet"
-"""The ``model.encoder_weights`` value that asks for the encoder's ImageNet weights."""
+"""The ``model.encoder_weights`` value that selects the encoder's ImageNet weights."""
 
 PROBE_TIMEOUT_S = 5.0
 """Timeout in seconds of the single request that checks whether the Hub is reachable."""
@@ -52,7 +53,7 @@ _TRUE_WORDS = {"1", "on", "yes", "true"}
 
 
 class EncoderWeightsError(ValueError):
-    """Encoder weights cannot be found, downloaded or loaded; the message says what to do."""
+    """Encoder weights cannot be found, downloaded or loaded. The message names the next step."""
 
 
 @dataclass(frozen=True)
@@ -150,7 +151,7 @@ def resolve_imagenet_file(encoder: str) -> Path:
             timeout=PROBE_TIMEOUT_S,
         )
     except EntryNotFoundError:
-        pass  # the Hub answered; the next candidate file may exist
+        pass  # the Hub is reachable, and the next candidate file may exist
     except Exception as error:  # noqa: BLE001 - any failure here means: no usable connection
         reason = f"the Hugging Face Hub did not answer ({type(error).__name__}: {error})"
         raise EncoderWeightsError(_unavailable_message(encoder, first, cache_dir, reason)) from None
@@ -185,7 +186,7 @@ def _unavailable_message(encoder: str, hub_file: HubFile, cache_dir: Path, reaso
         f"Hugging Face Hub repository {hub_file.repo_id}{revision} is not in the local cache "
         f"{cache_dir}, and {reason}. To proceed, either download that file on a machine with "
         "internet access and set `model.encoder_weights: /path/to/" + hub_file.filename + "`, "
-        "or copy a Hugging Face cache that holds it to HF_HOME, or set "
+        "or copy a Hugging Face cache that contains it to HF_HOME, or set "
         "`model.encoder_weights: null` to train from random initialisation"
     )
 
@@ -197,7 +198,7 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     is unwrapped. Pickled files load with ``weights_only=True``.
 
     Raises:
-        EncoderWeightsError: the file is missing, unreadable, or holds no tensor mapping.
+        EncoderWeightsError: the file is missing, unreadable, or contains no tensor mapping.
     """
     file_path = Path(path)
     try:

@@ -70,7 +70,7 @@ Reporter = Callable[[dict[str, float], "Trainer"], None]
 
 
 class DeviceError(ValueError):
-    """The config asks for a device this process cannot use."""
+    """The config requests a device this process cannot use."""
 
 
 class TrainingDivergedError(RuntimeError):
@@ -118,6 +118,9 @@ def amp_dtype(device: torch.device, amp: bool | str) -> torch.dtype | None:
 
     Mixed precision runs on GPUs only. ``amp: true`` picks bfloat16 where the GPU supports it,
     else float16; ``"bf16"`` and ``"fp16"`` force one.
+
+    NOTE: the tests run on CPUs only, so the autocast, GradScaler and CUDA paths of this module
+    have not been exercised by them.
     """
     if device.type != "cuda" or amp is False:
         return None
@@ -297,7 +300,11 @@ class Trainer:
 
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
-        """Return ``val_loss``, ``val_dice`` and ``dice/<class>`` of the evaluated weights."""
+        """Return ``val_loss``, ``val_dice`` and ``dice/<class>`` of the evaluated weights.
+
+        NOTE: the Dice is measured at ``input_size``, not at the original image resolution that
+        the competition scores, so it can differ from the score of a submission.
+        """
         model = self.eval_model()
         model.eval()
         loss_sum = 0.0

@@ -7,7 +7,7 @@ precision a sum over one 2048 x 2048 mask (4.2 million pixels) would overflow th
 of 65504.
 
 Region losses (soft Dice, Tversky) are computed per image and channel and then averaged, as the
-competition Dice is; the smoothing term makes an empty prediction on an empty mask score 1.
+competition Dice is. Their smoothing term makes an empty prediction on an empty mask score 1.
 """
 
 from __future__ import annotations
@@ -45,10 +45,10 @@ def bce_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, smooth: float = 1.0) -> torch.Tensor:
-    """One minus the soft Dice, ``(2 sum(p t) + s) / (sum(p) + sum(t) + s)`` per image and channel.
+    """Compute one minus the soft Dice ``(2 sum(p t) + s) / (sum(p) + sum(t) + s)``.
 
-    ``p = sigmoid(logits)``; sums run over H and W in float32; the result is averaged over the
-    N x C (image, channel) pairs. An empty target with an all-negative prediction scores
+    ``p = sigmoid(logits)``. The sums run over H and W in float32, per image and channel, and
+    the Dice is averaged over the N x C (image, channel) pairs. An empty target with an all-negative prediction scores
     about 1, so the loss is about 0.
     """
     logits, target = _as_float32(logits, target)
@@ -84,10 +84,10 @@ def tversky_loss(
     beta: float = 0.5,
     smooth: float = 1.0,
 ) -> torch.Tensor:
-    """One minus the Tversky index ``(TP + s) / (TP + alpha FP + beta FN + s)`` per image and channel.
+    """Compute one minus the Tversky index ``(TP + s) / (TP + alpha FP + beta FN + s)``.
 
-    TP, FP and FN are soft counts from ``p = sigmoid(logits)`` summed over H and W in float32;
-    the index is averaged over the N x C pairs. ``alpha`` weights false positives, ``beta``
+    TP, FP and FN are soft counts from ``p = sigmoid(logits)``, summed over H and W in float32
+    per image and channel. The index is averaged over the N x C pairs. ``alpha`` weights false positives, ``beta``
     false negatives; ``alpha = beta = 0.5`` gives the soft Dice (up to the smoothing term).
     """
     logits, target = _as_float32(logits, target)

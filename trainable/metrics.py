@@ -1,7 +1,7 @@
 """Dice as the competition defines it: per image and class, on binary masks.
 
 For one image and one class, ``Dice = 2 |P & T| / (|P| + |T|)`` where P and T are the predicted
-and true pixel sets; an empty prediction on an empty truth counts as 1. The score of a
+and true pixel sets. An empty prediction on an empty truth counts as 1. The score of a
 submission is the mean over all (image, class) pairs. Binary predictions come from
 ``sigmoid(logits) > 0.5`` per class (multi-label; classes overlap).
 """

@@ -149,8 +149,8 @@ def build_model(config: Mapping[str, Any]) -> nn.Module:
 
     Raises:
         ModelConfigError: unknown names or an incompatible pair.
-        EncoderWeightsError: the encoder weights cannot be found, downloaded or loaded; the
-            message says how to proceed.
+        EncoderWeightsError: the encoder weights cannot be found, downloaded or loaded. The
+            message names the next step.
     """
     model_config = config["model"]
     return create_model(
@@ -168,11 +168,12 @@ def create_model(
     Args:
         architecture: one of :data:`ARCHITECTURES`.
         encoder: an smp encoder name or ``"tu-<timm model>"``.
-        encoder_weights: None for random initialisation; ``"imagenet"`` for the pretrained
-            weights (read from the Hugging Face cache, else downloaded; fails at once when
-            offline); or the path of a weights file (``.pth``, ``.bin`` or ``.safetensors``).
-            For smp encoders the file holds the encoder's state_dict. For ``tu-`` encoders it
-            holds the timm model's state_dict, as timm publishes it on the Hub. Both may have 3
+        encoder_weights: None for random initialisation, or ``"imagenet"`` for the pretrained
+            weights, or the path of a weights file (``.pth``, ``.bin`` or ``.safetensors``).
+            ImageNet weights are read from the Hugging Face cache, else downloaded, and fail at
+            once when offline.
+            For smp encoders the file contains the encoder's state_dict. For ``tu-`` encoders it
+            contains the timm model's state_dict, as timm publishes it on the Hub. Both may have 3
             input channels, which are summed into the one grayscale channel.
 
     Returns:
@@ -191,8 +192,8 @@ def create_model(
         "activation": None,
     }
     if weights_file is not None and is_timm_universal:
-        # timm loads the file itself: it knows each model's key names and adapts the first
-        # convolution to one input channel.
+        # timm loads the file itself, because it maps each model's key names and adapts the
+        # first convolution to one input channel.
         kwargs["encoder_weights"] = True
         kwargs["pretrained_cfg_overlay"] = {"file": str(weights_file)}
     model = _construct(architecture, encoder, kwargs, weights_file)

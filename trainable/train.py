@@ -54,7 +54,7 @@ def run_training(
             (patient-grouped, seeded with the config seed) before training.
 
     Raises:
-        ValueError: invalid config, data or split file (the message says which and why).
+        ValueError: invalid config, data or split file (the message names the file and the reason).
     """
     raw = load_config(config_path) if config_path is not None else {}
     config = resolve_config(raw, overrides)

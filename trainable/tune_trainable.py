@@ -2,14 +2,14 @@
 
 Reporting uses the Ray 2.60 function-trainable API: ``ray.tune.report(metrics,
 checkpoint=ray.tune.Checkpoint.from_directory(folder))`` once per epoch, and
-``ray.tune.get_checkpoint()`` on start to resume after a failure. Each checkpoint folder holds
+``ray.tune.get_checkpoint()`` on start to resume after a failure. Each checkpoint folder contains
 that epoch's ``model.pt``, ``metrics.json`` and ``training_state.pt`` (see trainable.checkpoint).
 
 Keeping the best epoch with bounded disk use. The Tuner must get :func:`checkpoint_config`:
 ``num_to_keep`` checkpoints ranked by ``val_dice``, highest kept. In Ray 2.60
 (``ray.train._internal.checkpoint_manager._CheckpointManager.register_checkpoint``) the latest
 checkpoint is never deleted when it is registered, even when it ranks below the kept ones. So a
-trial's folder holds at most ``num_to_keep + 1`` checkpoints: the best ones and the latest. The
+trial's folder contains at most ``num_to_keep + 1`` checkpoints: the best ones and the latest. The
 best epoch's weights stay on disk, and ``ray.tune.get_checkpoint()`` after a failure returns the
 latest one, from which the trial resumes at the next epoch. ``Result.checkpoint`` is the latest
 checkpoint; use :func:`best_checkpoint` (or the reports' ``checkpoint_dir_name``, as

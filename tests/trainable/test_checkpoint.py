@@ -103,7 +103,7 @@ def test_not_a_checkpoint_raises(tmp_path):
         read_checkpoint(path)
 
 
-def test_checkpoint_dir_holds_three_files(tmp_path, make_config):
+def test_checkpoint_dir_contents(tmp_path, make_config):
     config = make_config(tmp_path)
     model = build_model(config)
     folder = save_checkpoint_dir(tmp_path / "ckpt", model, config, 2, {"val_dice": 0.25}, {"epoch": 2})

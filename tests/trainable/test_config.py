@@ -186,7 +186,7 @@ def test_flatten_config():
     [
         (None, "not found"),
         ("model: [unclosed", "not valid YAML"),
-        ("- a\n- b\n", "holds a list; expected a mapping"),
+        ("- a\n- b\n", "expected a mapping of sections such as 'model:' and 'optim:', found a list"),
     ],
 )
 def test_load_config_errors(tmp_path, content, expected):

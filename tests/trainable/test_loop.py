@@ -76,7 +76,8 @@ def test_train_reports_every_epoch(make_config, make_random_dataset):
     for report in reports:
         assert set(report) == expected_keys
         assert 0.0 <= report["val_dice"] <= 1.0
-        assert math.isfinite(report["train_loss"]) and math.isfinite(report["val_loss"])
+        assert math.isfinite(report["train_loss"])
+        assert math.isfinite(report["val_loss"])
         assert report["epoch_time_s"] > 0
         per_class = [report[f"dice/{name}"] for name in CLASSES]
         assert report["val_dice"] == pytest.approx(sum(per_class) / len(per_class))
@@ -101,6 +102,7 @@ def _epoch2_batches(config, datasets, validate_in_epoch1: bool) -> list[torch.Te
     return batches
 
 
+@pytest.mark.slow
 def test_validation_leaves_training_batches_unchanged(make_config, make_random_dataset):
     config = make_config()
     datasets = (make_random_dataset(6, seed=0), make_random_dataset(4, seed=1))
@@ -115,6 +117,7 @@ def test_validation_leaves_training_batches_unchanged(make_config, make_random_d
     assert not all(torch.equal(a, b) for a, b in zip(with_validation, other_seed))
 
 
+@pytest.mark.slow
 def test_resume_matches_uninterrupted_run(tmp_path, make_config, make_random_dataset):
     config = make_config(ema=0.9, optim={"epochs": 3, "accumulate": 2, "batch_size": 1, "warmup_epochs": 1})
     datasets = (make_random_dataset(4, seed=0), make_random_dataset(2, seed=1))
@@ -171,8 +174,10 @@ def test_build_datasets_from_split(synth_root, make_config):
     assert len(train_set) + len(val_set) == 8
     assert len(val_set) == 2
     image, mask = train_set[0]
-    assert image.shape == (1, 64, 64) and mask.shape == (29, 64, 64)
-    assert train_set.transform is not None and val_set.transform is None
+    assert image.shape == (1, 64, 64)
+    assert mask.shape == (29, 64, 64)
+    assert train_set.transform is not None
+    assert val_set.transform is None
 
 
 def test_missing_split_file_raises(tmp_path, synth_root, make_config):
