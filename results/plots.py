@@ -66,7 +66,8 @@ def plot_best_so_far(history: pd.DataFrame, path: Path, title: str = "") -> Path
             label="best so far",
         )
         axes.set_ylim(*_dice_limits(curve[METRIC]))
-        axes.legend(loc="lower right")
+        axes.set_xlim(left=0.0)
+        axes.legend(loc="best")
     axes.set_xlabel(f"wall time since the experiment started ({unit})")
     axes.set_ylabel("validation Dice")
     axes.set_title(
@@ -138,7 +139,7 @@ def _draw_curves(axes, reports: pd.DataFrame, ranking: list[str], highlight: int
             [line for line, _ in entries],
             [label for _, label in entries],
             fontsize="small",
-            loc="lower right",
+            loc="best",
         )
 
 
@@ -181,14 +182,17 @@ def _time_unit(longest_s: float) -> tuple[str, float]:
 
 
 def _dice_limits(values: pd.Series) -> tuple[float, float]:
-    """Return y limits for Dice values: their range widened to tenths, plus a small margin."""
+    """Return y limits for Dice values: their range widened to tenths, plus a 3 % margin."""
     lowest, highest = float(values.min()), float(values.max())
     if not (math.isfinite(lowest) and math.isfinite(highest)):
         return 0.0, 1.0
-    return (
-        max(0.0, math.floor(lowest * 10) / 10) - 0.02,
-        min(1.0, math.ceil(highest * 10) / 10) + 0.02,
-    )
+    bottom = max(0.0, math.floor(round(lowest * 10, 6)) / 10)
+    top = min(1.0, math.ceil(round(highest * 10, 6)) / 10)
+    if top <= bottom:
+        top = min(1.0, bottom + 0.1)
+        bottom = top - 0.1
+    margin = 0.03 * (top - bottom)
+    return bottom - margin, top + margin
 
 
 def _write_no_data(axes, message: str) -> None:

@@ -112,3 +112,21 @@ def test_plots_of_empty_history(tmp_path):
 )
 def test_time_unit_table(longest_s, unit):
     assert plots._time_unit(longest_s)[0] == unit
+
+
+@pytest.mark.parametrize(
+    ("values", "bottom", "top"),
+    [
+        ([0.0055, 0.0165], 0.0, 0.1),
+        ([0.25, 0.69], 0.2, 0.7),
+        ([0.6, 0.6], 0.6, 0.7),
+        ([1.0, 1.0], 0.9, 1.0),
+        ([0.0, 1.0], 0.0, 1.0),
+    ],
+)
+def test_dice_limits_table(values, bottom, top):
+    low, high = plots._dice_limits(pd.Series(values))
+    margin = 0.03 * (top - bottom)
+
+    assert low == pytest.approx(bottom - margin)
+    assert high == pytest.approx(top + margin)
