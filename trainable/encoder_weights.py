@@ -3,10 +3,9 @@
 ``imagenet`` weights come from the Hub repositories that smp 0.6 and timm 1.0 use. For an smp
 encoder that is ``model.safetensors`` of ``smp-hub/<encoder>.imagenet`` at the revision smp
 pins. For a ``tu-`` encoder it is the file of timm's default pretrained tag
-(``timm/<model>.<tag>``). A file
-already in the local Hugging Face cache is used without any network access. Otherwise one
-metadata request with a 5 s timeout and no retry checks that the Hub is reachable before the
-download. Offline (``HF_HUB_OFFLINE=1``, or no response) this fails at once with a message that
+(``timm/<model>.<tag>``). A file already in the local Hugging Face cache is used without any
+network access. Otherwise one metadata request with a 5 s timeout and no retry checks that the
+Hub is reachable before the download. Offline (``HF_HUB_OFFLINE=1``, or no response) this fails at once with a message that
 names the next step, instead of the retries with 60 s timeouts that huggingface_hub 2.4 makes
 when a file is not cached.
 """

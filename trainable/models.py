@@ -191,12 +191,14 @@ def create_model(
         "classes": NUM_CLASSES,
         "activation": None,
     }
-    if weights_file is not None and is_timm_universal:
+    timm_loads_file = weights_file is not None and is_timm_universal
+    if timm_loads_file:
         # timm loads the file itself, because it maps each model's key names and adapts the
-        # first convolution to one input channel.
+        # first convolution to one input channel. Reading it first reports an unreadable file.
+        read_state_dict(weights_file)
         kwargs["encoder_weights"] = True
         kwargs["pretrained_cfg_overlay"] = {"file": str(weights_file)}
-    model = _construct(architecture, encoder, kwargs, weights_file)
+    model = _construct(architecture, encoder, kwargs, weights_file if timm_loads_file else None)
 
     if weights_file is not None and not is_timm_universal:
         load_encoder_state(model.encoder, read_state_dict(weights_file), source=weights_file)
@@ -220,21 +222,19 @@ def _weights_file(encoder: str, encoder_weights: str | Path | None) -> Path | No
 
 
 def _construct(
-    architecture: str, encoder: str, kwargs: dict[str, Any], weights_file: Path | None
+    architecture: str, encoder: str, kwargs: dict[str, Any], timm_weights_file: Path | None
 ) -> nn.Module:
+    """Instantiate the smp class; ``timm_weights_file`` is the file timm loads during the call."""
     model_class = _ARCHITECTURE_CLASSES[architecture]
     try:
         return model_class(**kwargs)
-    except RuntimeError as error:
-        if weights_file is not None and "state_dict" in str(error):
+    except (AssertionError, ValueError, KeyError, RuntimeError) as error:
+        if timm_weights_file is not None:
             raise EncoderWeightsError(
-                f"weights file {weights_file} does not fit encoder {encoder!r}: {error}; use the "
-                "timm model's own state_dict, or set model.encoder_weights to null"
+                f"timm cannot load weights file {timm_weights_file} into encoder {encoder!r}: "
+                f"{type(error).__name__}: {error}; use the state_dict of the timm model "
+                f"{encoder[3:]!r}, or set model.encoder_weights to null"
             ) from None
-        raise ModelConfigError(
-            f"smp cannot build {architecture} with encoder {encoder!r}: {error}"
-        ) from error
-    except (AssertionError, ValueError, KeyError) as error:
         raise ModelConfigError(
             f"smp cannot build {architecture} with encoder {encoder!r}: "
             f"{error or type(error).__name__}; choose another architecture or encoder"

@@ -33,7 +33,7 @@ import ray.tune
 
 from trainable.checkpoint import MODEL_FILE, STATE_FILE, load_training_state
 from trainable.config import resolve_config
-from trainable.loop import Trainer, TrainSummary, train
+from trainable.loop import Trainer, train
 
 __all__ = [
     "CHECKPOINT_METRIC",
@@ -84,16 +84,16 @@ def report_epoch(metrics: Mapping[str, Any], write_checkpoint: Callable[[Path], 
 
 def train_tune(
     config: Mapping[str, Any], *, after_report: Callable[[dict[str, float]], None] | None = None
-) -> TrainSummary:
+) -> None:
     """Train one trial's config under Ray Tune, reporting and checkpointing every epoch.
+
+    Returns None because Ray 2.60's function-trainable wrapper raises on a return value other
+    than None, a number or a dict (``ray.tune.trainable.function_trainable.wrap_function``).
 
     Args:
         config: the trial's training config, complete or partial (defaults fill the rest), with
             absolute paths.
         after_report: called with each epoch's metrics after they are reported; a test hook.
-
-    Returns:
-        The :class:`~trainable.loop.TrainSummary` (Tune ignores it).
 
     Raises:
         trainable.config.ConfigError: invalid config, or a relative path.
@@ -106,7 +106,8 @@ def train_tune(
         if after_report is not None:
             after_report(metrics)
 
-    return train(resolved, reporter, resume_state=resume_state)
+    summary = train(resolved, reporter, resume_state=resume_state)
+    logger.info("trial finished: best val_dice %.4f at epoch %d", summary.best_val_dice, summary.best_epoch)
 
 
 def best_checkpoint(result: ray.tune.Result) -> Path | None:

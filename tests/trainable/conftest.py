@@ -11,7 +11,6 @@ from torch.utils.data import TensorDataset
 from data.classes import NUM_CLASSES
 from data.layout import discover
 from data.splits import make_splits, write_splits
-from data.synth import generate_dataset
 from trainable.config import resolve_config
 
 # About 2 million parameters: the smallest encoder family member that trains quickly on a CPU.
@@ -64,15 +63,14 @@ def make_random_dataset():
 
 
 @pytest.fixture(scope="session")
-def synth_root(tmp_path_factory) -> Path:
-    """A synthetic competition-layout dataset (8 training images, 128 px) with a 4-fold split.
+def synth_data(synthetic_root, tmp_path_factory) -> dict:
+    """The ``data`` config section of the shared synthetic dataset with a 4-fold split file.
 
-    Same arguments as the shared ``synthetic_root`` fixture, plus ``splits.json``.
+    The split file lives outside the dataset folder, which the whole session shares read-only.
     """
-    root = tmp_path_factory.mktemp("synth") / "dataset"
-    generate_dataset(root, n_train=8, n_test=2, size=128, seed=0)
-    write_splits(root / "splits.json", make_splits(discover(root).train, n_folds=4, seed=0))
-    return root
+    splits = tmp_path_factory.mktemp("splits") / "splits.json"
+    write_splits(splits, make_splits(discover(synthetic_root).train, n_folds=4, seed=0))
+    return {"root": str(synthetic_root), "splits": str(splits)}
 
 
 @pytest.fixture(scope="module")

@@ -168,8 +168,8 @@ def test_ema_weights_are_validated(make_config, make_random_dataset):
     trainer.close()
 
 
-def test_build_datasets_from_split(synth_root, make_config):
-    config = make_config(synth_root)
+def test_build_datasets_from_split(synth_data, make_config):
+    config = make_config(data=synth_data)
     train_set, val_set = build_datasets(config)
     assert len(train_set) + len(val_set) == 8
     assert len(val_set) == 2
@@ -180,7 +180,7 @@ def test_build_datasets_from_split(synth_root, make_config):
     assert val_set.transform is None
 
 
-def test_missing_split_file_raises(tmp_path, synth_root, make_config):
-    config = make_config(synth_root, data={"splits": str(tmp_path / "absent.json")})
+def test_missing_split_file_raises(tmp_path, synth_data, make_config):
+    config = make_config(data={**synth_data, "splits": str(tmp_path / "absent.json")})
     with pytest.raises(ValueError, match="absent.json not found; write one with data.splits"):
         build_datasets(config)

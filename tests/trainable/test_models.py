@@ -199,6 +199,21 @@ def test_local_file_for_timm_encoder(tmp_path):
     )
 
 
+def test_mismatched_timm_file_raises(tmp_path):
+    path = tmp_path / "resnet18.safetensors"
+    save_file(timm.create_model("resnet18", pretrained=False).state_dict(), str(path))
+    with pytest.raises(EncoderWeightsError) as error:
+        create_model("Unet", "tu-convnext_atto", str(path))
+    assert f"timm cannot load weights file {path} into encoder 'tu-convnext_atto'" in str(error.value)
+
+
+def test_unreadable_timm_file_raises(tmp_path):
+    path = tmp_path / "broken.pth"
+    path.write_text("not weights")
+    with pytest.raises(EncoderWeightsError, match="cannot read encoder weights file"):
+        create_model("Unet", "tu-convnext_atto", str(path))
+
+
 @pytest.mark.parametrize(
     ("content", "expected"),
     [

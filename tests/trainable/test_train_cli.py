@@ -29,10 +29,9 @@ def _epochs(out: Path) -> list[int]:
 
 
 @pytest.mark.slow
-def test_train_then_resume(tmp_path, synth_root):
+def test_train_then_resume(tmp_path, synthetic_root):
     root = tmp_path / "dataset"
-    shutil.copytree(synth_root, root)
-    (root / "splits.json").unlink()
+    shutil.copytree(synthetic_root, root)
     out = tmp_path / "out"
     args = ["--config", str(DEBUG_CONFIG), "--set", f"data.root={root}", *FAST, "--out", str(out)]
 

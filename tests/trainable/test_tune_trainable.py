@@ -77,23 +77,20 @@ def test_best_epoch_weights_survive(ray_local, tmp_path, make_config):
 
 
 @pytest.mark.slow
-def test_trial_resumes_after_failure(ray_local, tmp_path, synth_root, make_config):
+def test_trial_resumes_after_failure(ray_local, tmp_path, synth_data, make_config):
     marker = tmp_path / "failed-once"
     epochs_log = tmp_path / "epochs.txt"
 
-    def flaky(config):
-        def after_report(metrics):
-            with open(epochs_log, "a") as stream:
-                stream.write(f"{metrics['epoch']}\n")
-            if metrics["epoch"] == 2 and not marker.exists():
-                marker.touch()
-                raise RuntimeError("injected failure after epoch 2")
-
-        train_tune(config, after_report=after_report)
+    def after_report(metrics):
+        with open(epochs_log, "a") as stream:
+            stream.write(f"{metrics['epoch']}\n")
+        if metrics["epoch"] == 2 and not marker.exists():
+            marker.touch()
+            raise RuntimeError("injected failure after epoch 2")
 
     tuner = tune.Tuner(
-        flaky,
-        param_space=make_config(synth_root, optim={"epochs": 3}),
+        tune.with_parameters(train_tune, after_report=after_report),
+        param_space=make_config(data=synth_data, optim={"epochs": 3}),
         run_config=tune.RunConfig(
             name="flaky",
             storage_path=str(tmp_path / "results"),
