@@ -20,9 +20,9 @@ Steps:
    encoded and streamed to the CSV (written atomically), and optionally drawn as overlays.
 5. Validate the CSV, write the JSON report and print the table.
 
-Memory holds the models, one image, its (29, H, W) running vote and voted masks, and one
-member's (29, S, S) output: it does not grow with the number of images, and each member adds
-only its (H, W) planes one at a time.
+Memory contains the models, one image, its (29, H, W) running vote and voted masks, and one
+member's (29, S, S) output. It does not grow with the number of images, and each member adds
+only one (H, W) plane at a time.
 
 Report JSON (``format_version`` 1): options, members (trial, checkpoint, input size, weight,
 leaderboard and fold Dice), ensemble fold Dice (mean and per class), the gain over the best
@@ -48,6 +48,7 @@ import numpy as np
 
 from data.classes import CLASSES
 from data.images import read_image
+from data.layout import Sample
 from ensemble.fold import FoldScores, collect_fold_predictions, same_fold, score_fold, validation_fold
 from ensemble.image_folders import find_images
 from ensemble.overlays import add_caption, draw_masks, write_png
@@ -316,23 +317,51 @@ def _predict_images(
     members: list[Member], options: BuildOptions, thresholds: np.ndarray, min_votes: int,
     report: BuildReport,
 ) -> dict[str, tuple[int, int]]:
-    """Predict, vote and write every image; return image name -> (H, W)."""
+    """Predict the images of the options and record them in the report."""
     images_dir = options.images or Path(members[0].config["data"]["root"])
     samples = find_images(images_dir)
     logger.info("predicting %d images of %s with %d members", len(samples), images_dir, len(members))
+    sizes = write_predictions(
+        members, samples, options.out, options.voting, thresholds, min_votes, options.overlays
+    )
+    report.images, report.csv = len(samples), options.out
+    return sizes
+
+
+def write_predictions(
+    members: list[Member],
+    samples: list[Sample],
+    out: Path,
+    voting: str,
+    thresholds: np.ndarray,
+    min_votes: int = 1,
+    overlays: Path | None = None,
+) -> dict[str, tuple[int, int]]:
+    """Vote every image once and stream its 29 rows to a submission CSV (atomic).
+
+    Args:
+        members: loaded members.
+        samples: images to predict.
+        out: submission CSV.
+        voting: ``"soft"`` or ``"hard"``.
+        thresholds: (29,) per-class thresholds.
+        min_votes: hard voting: members needed per pixel.
+        overlays: folder for PNG overlays of the voted masks, or None.
+
+    Returns:
+        Image name -> (H, W) of every predicted image.
+    """
     sizes: dict[str, tuple[int, int]] = {}
     overlay_names: set[str] = set()
-
-    with SubmissionWriter(options.out) as writer:
+    with SubmissionWriter(out) as writer:
         for number, sample in enumerate(samples, start=1):
             image = read_image(sample.image_path)
-            masks = predict_ensemble(members, image, options.voting, thresholds, min_votes).masks
+            masks = predict_ensemble(members, image, voting, thresholds, min_votes).masks
             writer.write_image(sample.image_name, masks)
             sizes[sample.image_name] = image.shape
-            if options.overlays is not None:
-                _write_overlay(options.overlays, sample.image_name, image, masks, overlay_names)
+            if overlays is not None:
+                _write_overlay(overlays, sample.image_name, image, masks, overlay_names)
             logger.info("%d/%d %s (%dx%d)", number, len(samples), sample.image_name, *image.shape)
-    report.images, report.csv = len(samples), options.out
     return sizes
 
 
