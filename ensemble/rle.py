@@ -91,7 +91,7 @@ def mask_to_runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     row_first, row_end = int(rows[0]), int(rows[-1]) + 1
 
     band = raw[row_first:row_end]
-    columns = np.flatnonzero(np.bitwise_or.reduce(band, axis=0))
+    columns = np.flatnonzero(_nonempty_columns(band))
     col_first, col_end = int(columns[0]), int(columns[-1]) + 1
 
     # Pad each row of the bounding box with a background pixel on both sides, so every run
@@ -232,10 +232,18 @@ def _as_bytes(mask: np.ndarray) -> np.ndarray:
 def _nonempty_rows(raw: np.ndarray) -> np.ndarray:
     """Return a (H,) bool array, True for rows with a non-zero byte."""
     height, width = raw.shape
-    if width % 8 == 0 and width > 0:
-        # Eight pixels per 64-bit word: one eighth of the comparisons.
-        return raw.view(np.uint64).max(axis=1) != 0
-    return raw.max(axis=1) != 0
+    if width % 8 == 0:
+        # Eight pixels per 64-bit word. In NumPy 2.4, an OR reduction along rows runs about
+        # twice as fast as max(axis=1) on this layout.
+        return np.bitwise_or.reduce(raw.view(np.uint64), axis=1) != 0
+    return np.bitwise_or.reduce(raw, axis=1) != 0
+
+
+def _nonempty_columns(band: np.ndarray) -> np.ndarray:
+    """Return a (W,) array, non-zero for columns with a non-zero byte in ``band`` (R, W)."""
+    if band.shape[1] % 8 == 0:
+        return np.bitwise_or.reduce(band.view(np.uint64), axis=0).view(np.uint8)
+    return np.bitwise_or.reduce(band, axis=0)
 
 
 def _check_shape(shape: tuple[int, int]) -> tuple[int, int]:
