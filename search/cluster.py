@@ -179,18 +179,18 @@ def check_trial_fits(cpus_per_trial: float, gpus_per_trial: float, nodes: list[N
         ResourceRequestError: no node has both; the message names the request and the largest
             node.
     """
-    # NOTE: an autoscaling cluster could add a larger node later; this check rejects such
-    # requests all the same, because it sees only the nodes alive now.
+    # NOTE: an autoscaling cluster could add a larger node later, but this check reads only
+    # the nodes alive now and rejects such requests all the same.
     if any(node.cpus >= cpus_per_trial and node.gpus >= gpus_per_trial for node in nodes):
         return
     request = f"{_format_amount(cpus_per_trial)} CPUs and {_format_amount(gpus_per_trial)} GPUs"
     if not nodes:
         raise ResourceRequestError(f"a trial requests {request}, but the Ray cluster has no alive node")
     largest = max(nodes, key=lambda node: (node.gpus, node.cpus))
-    most_cpus = max(nodes, key=lambda node: node.cpus)
+    max_cpu_node = max(nodes, key=lambda node: node.cpus)
     described = _describe_node(largest)
-    if most_cpus is not largest and most_cpus.cpus > largest.cpus:
-        described += f"; the node with the most CPUs has {_describe_node(most_cpus)}"
+    if max_cpu_node is not largest and max_cpu_node.cpus > largest.cpus:
+        described += f"; the node with the most CPUs has {_describe_node(max_cpu_node)}"
     raise ResourceRequestError(
         f"a trial requests {request}, more than any single alive node has: the largest node "
         f"has {described}. Lower --cpus-per-trial / --gpus-per-trial, or add a larger node"

@@ -7,9 +7,9 @@ Usage::
     python search/run_search.py --name my-search --storage-path runs/ray_results --resume
 
 Each trial trains one config with ``trainable.tune_trainable.train_tune`` and reports
-``val_dice`` once per epoch on fold ``--fold`` of the split file that the search writes into
-the experiment folder (``<storage-path>/<name>/``; its files are described in
-``search.experiment_files``). ``--resume`` continues an interrupted search: finished trials
+``val_dice`` once per epoch. Every trial validates on fold ``--fold`` of the split file that
+the search writes into the experiment folder ``<storage-path>/<name>/``, whose files
+``search.experiment_files`` describes. ``--resume`` continues an interrupted search: finished trials
 are kept, unfinished ones restart from their latest checkpoint, and the Optuna sampler
 continues from its saved state.
 
@@ -30,13 +30,14 @@ import logging
 import os
 import re
 import signal
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import optuna
+import ray
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
@@ -85,7 +86,7 @@ class SearchOptions:
             experiment folder.
         name: experiment name: the folder under ``storage_path`` and the Optuna study name.
             None uses ``search-<date>-<time>``.
-        storage_path: folder of the experiment folders; made absolute before Ray sees it.
+        storage_path: folder of the experiment folders, made absolute before Ray receives it.
         cpus_per_trial: CPUs reserved per trial (fractions allowed).
         gpus_per_trial: GPUs reserved per trial (fractions allowed, 0.5 runs two per GPU).
         max_concurrent: most trials running at once; None uses as many as the cluster fits.
@@ -93,7 +94,8 @@ class SearchOptions:
         fold: validation fold of every trial, in ``[0, n_folds)``.
         n_folds: number of patient-grouped folds of the split file.
         scheduler: ``asha`` (early stopping) or ``fifo`` (every trial runs the full budget).
-        grace_period: epochs every trial runs before ASHA may stop it.
+        grace_period: epochs every trial runs before ASHA may stop it; None uses
+            ``max(1, epochs // 4)``, because the Dice of the first epochs barely ranks configs.
         reduction_factor: ASHA's reduction factor: about 1 in this many trials passes each rung.
         n_startup_trials: random trials before TPE starts modelling; None uses
             ``min(10, max(2, num_samples // 4))``.
@@ -118,7 +120,7 @@ class SearchOptions:
     fold: int = 0
     n_folds: int = 5
     scheduler: str = "asha"
-    grace_period: int = 1
+    grace_period: int | None = None
     reduction_factor: int = 2
     n_startup_trials: int | None = None
     max_failures: int = 2
@@ -129,18 +131,16 @@ class SearchOptions:
     callbacks: Sequence[Any] = ()
 
 
-def run_search(options: SearchOptions, *, trainable: Callable[[dict], Any] | None = None) -> Path:
+def run_search(options: SearchOptions) -> Path:
     """Run (or resume) a search and return its experiment folder.
 
     Args:
         options: the search options.
-        trainable: the Tune function trainable; None uses :func:`search.trial.run_trial`
-            (``trainable.tune_trainable.train_tune``). It must report ``val_dice`` once per
-            epoch.
 
     Returns:
         The absolute experiment folder ``<storage_path>/<name>``, with the files listed in
-        ``search.experiment_files``. ``search_summary.json`` says whether every trial finished.
+        ``search.experiment_files``. ``search_summary.json`` records whether every trial
+        finished.
 
     Raises:
         SearchError: invalid options, an existing experiment folder without ``resume``, or a
@@ -150,52 +150,57 @@ def run_search(options: SearchOptions, *, trainable: Callable[[dict], Any] | Non
     """
     options = _checked(options)
     experiment_dir = Path(options.storage_path).expanduser().resolve() / options.name
-    if trainable is None:
-        from search.trial import run_trial as trainable
-
-    import ray
+    # Every epoch's checkpoint forces an experiment-state snapshot (Tune 2.60 does this when
+    # CheckpointConfig.num_to_keep is set), which resuming needs. Tune warns about it at every
+    # epoch unless this threshold is 0; the setting stays in this process's environment.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
 
     try:
         if options.resume:
-            return _resume(experiment_dir, options, trainable)
-        return _start(experiment_dir, options, trainable)
+            return _resume(experiment_dir, options)
+        return _start(experiment_dir, options)
     finally:
         if ray.is_initialized():
             ray.shutdown()
 
 
 def _checked(options: SearchOptions) -> SearchOptions:
+    """Fill in a default name; raise SearchError listing every invalid option."""
     if options.name is None:
         if options.resume:
             raise SearchError("--resume needs --name: the name of the experiment to continue")
         options = replace(options, name=f"search-{datetime.now():%Y%m%d-%H%M%S}")
-    problems = []
-    if not _NAME_PATTERN.match(options.name):
-        problems.append(
+
+    checks = [
+        (
+            not _NAME_PATTERN.match(options.name),
             f"name {options.name!r} must start with a letter or digit and contain only "
-            "letters, digits, '.', '_' and '-'"
-        )
-    if options.num_samples < 1:
-        problems.append(f"num_samples must be >= 1, got {options.num_samples}")
-    if not options.cpus_per_trial > 0:
-        problems.append(f"cpus_per_trial must be > 0, got {options.cpus_per_trial}")
-    if options.gpus_per_trial < 0:
-        problems.append(f"gpus_per_trial must be >= 0, got {options.gpus_per_trial}")
-    if options.max_concurrent is not None and options.max_concurrent < 1:
-        problems.append(f"max_concurrent must be >= 1, got {options.max_concurrent}")
-    if options.n_folds < 2:
-        problems.append(f"n_folds must be >= 2, got {options.n_folds}")
-    if not 0 <= options.fold < options.n_folds:
-        problems.append(f"fold must be in [0, {options.n_folds - 1}], got {options.fold}")
-    if options.scheduler not in SCHEDULERS:
-        problems.append(f"scheduler must be one of {', '.join(SCHEDULERS)}, got {options.scheduler!r}")
-    if options.grace_period < 1 or options.reduction_factor < 2:
-        problems.append(
-            f"grace_period must be >= 1 and reduction_factor >= 2, got "
-            f"{options.grace_period} and {options.reduction_factor}"
-        )
-    if options.max_failures < 0:
-        problems.append(f"max_failures must be >= 0, got {options.max_failures}")
+            "letters, digits, '.', '_' and '-'",
+        ),
+        (options.num_samples < 1, f"num_samples must be >= 1, got {options.num_samples}"),
+        (not options.cpus_per_trial > 0, f"cpus_per_trial must be > 0, got {options.cpus_per_trial}"),
+        (options.gpus_per_trial < 0, f"gpus_per_trial must be >= 0, got {options.gpus_per_trial}"),
+        (
+            options.max_concurrent is not None and options.max_concurrent < 1,
+            f"max_concurrent must be >= 1, got {options.max_concurrent}",
+        ),
+        (options.n_folds < 2, f"n_folds must be >= 2, got {options.n_folds}"),
+        (
+            not 0 <= options.fold < options.n_folds,
+            f"fold must be in [0, {options.n_folds - 1}], got {options.fold}",
+        ),
+        (
+            options.scheduler not in SCHEDULERS,
+            f"scheduler must be one of {', '.join(SCHEDULERS)}, got {options.scheduler!r}",
+        ),
+        (
+            options.grace_period is not None and options.grace_period < 1,
+            f"grace_period must be >= 1, got {options.grace_period}",
+        ),
+        (options.reduction_factor < 2, f"reduction_factor must be >= 2, got {options.reduction_factor}"),
+        (options.max_failures < 0, f"max_failures must be >= 0, got {options.max_failures}"),
+    ]
+    problems = [message for is_invalid, message in checks if is_invalid]
     if problems:
         raise SearchError("invalid search options: " + "; ".join(problems))
     return options
@@ -205,7 +210,7 @@ def _checked(options: SearchOptions) -> SearchOptions:
 # A new search
 
 
-def _start(experiment_dir: Path, options: SearchOptions, trainable: Callable) -> Path:
+def _start(experiment_dir: Path, options: SearchOptions) -> Path:
     if experiment_dir.exists() and any(experiment_dir.iterdir()):
         raise SearchError(
             f"experiment folder {experiment_dir} already exists; pass --resume to continue it, "
@@ -239,7 +244,7 @@ def _start(experiment_dir: Path, options: SearchOptions, trainable: Callable) ->
         storage=optuna.storages.RDBStorage(files.study_storage_url(experiment_dir)),
     )
     tuner = tune.Tuner(
-        _with_resources(trainable, options.cpus_per_trial, options.gpus_per_trial),
+        _with_resources(options.cpus_per_trial, options.gpus_per_trial),
         param_space=space.param_space(overrides),
         tune_config=tune.TuneConfig(
             metric=METRIC,
@@ -378,17 +383,20 @@ def _max_concurrent(requested: int | None, cpus: float, gpus: float) -> int:
     return requested
 
 
-def _with_resources(trainable: Callable, cpus: float, gpus: float) -> Any:
-    return tune.with_resources(trainable, {"cpu": cpus, "gpu": gpus})
+def _with_resources(cpus: float, gpus: float) -> Any:
+    from search.trial import run_trial
+
+    return tune.with_resources(run_trial, {"cpu": cpus, "gpu": gpus})
 
 
 def _scheduler(options: SearchOptions, epochs: int) -> Any:
     if options.scheduler == "fifo":
         return FIFOScheduler()
+    grace_period = options.grace_period or max(1, epochs // 4)
     return ASHAScheduler(
         time_attr="training_iteration",
         max_t=epochs,
-        grace_period=min(options.grace_period, epochs),
+        grace_period=min(grace_period, epochs),
         reduction_factor=options.reduction_factor,
     )
 
@@ -408,7 +416,7 @@ def trial_dirname(trial: Any) -> str:
 # Resuming, and the end of a run
 
 
-def _resume(experiment_dir: Path, options: SearchOptions, trainable: Callable) -> Path:
+def _resume(experiment_dir: Path, options: SearchOptions) -> Path:
     if not tune.Tuner.can_restore(experiment_dir):
         raise SearchError(
             f"cannot resume: {experiment_dir} holds no Tune experiment state; check --name and "
@@ -426,7 +434,7 @@ def _resume(experiment_dir: Path, options: SearchOptions, trainable: Callable) -
     max_concurrent = _max_concurrent(requested, cpus, gpus)
     tuner = tune.Tuner.restore(
         str(experiment_dir),
-        trainable=_with_resources(trainable, cpus, gpus),
+        trainable=_with_resources(cpus, gpus),
         resume_unfinished=True,
         resume_errored=True,
     )
@@ -535,7 +543,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--fold", type=int, default=defaults.fold, help="validation fold (default: %(default)s)")
     add("--n-folds", type=int, default=defaults.n_folds, help="number of patient-grouped folds (default: %(default)s)")
     add("--scheduler", choices=SCHEDULERS, default=defaults.scheduler, help="asha: stop weak trials early; fifo: run every trial to the end (default: %(default)s)")
-    add("--grace-period", type=int, default=defaults.grace_period, help="epochs before ASHA may stop a trial (default: %(default)s)")
+    add("--grace-period", type=int, help="epochs before ASHA may stop a trial (default: a quarter of the epochs, at least 1)")
     add("--reduction-factor", type=int, default=defaults.reduction_factor, help="ASHA keeps about 1 in this many trials per rung (default: %(default)s)")
     add("--n-startup-trials", type=int, help="random trials before TPE (default: min(10, max(2, num_samples // 4)))")
     add("--max-failures", type=int, default=defaults.max_failures, help="retries of a failed trial from its checkpoint (default: %(default)s)")
@@ -603,10 +611,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the search CLI; return 0 when every trial ended, 130 when the search was interrupted."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # Every epoch's checkpoint forces an experiment-state snapshot (Tune 2.60 does this when
-    # CheckpointConfig.num_to_keep is set), which is what resuming needs; Tune warns about it
-    # at every epoch unless this threshold is 0.
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     previous_sigterm = _forward_sigterm_as_sigint()
     try:
         experiment_dir = run_search(options_from_args(args))

@@ -1,8 +1,8 @@
 """Ray's OptunaSearch, changed so that trials stopped early by ASHA reach Optuna as PRUNED.
 
-Ray's ``OptunaSearch`` (Ray 2.60) tells Optuna ``COMPLETE`` with the last reported value for
-every trial that ends with a result, including trials that ASHA stopped after one or two
-epochs. TPE then ranks those early Dice scores against the scores of full-length runs, and an
+Ray's ``OptunaSearch`` (Ray 2.60) records every trial that ends with a result as ``COMPLETE``
+in the Optuna study, valued by its last reported metric, including trials that ASHA stopped
+after one or two epochs. TPE then ranks those early Dice scores against the scores of full-length runs, and an
 early score is almost always lower, so TPE learns "short runs are bad configs" instead of
 "this config is bad".
 

@@ -21,6 +21,7 @@ Rules, checked when the file is loaded (:class:`SearchSpaceError` names the file
   because the search sets the data root, the split file and the fold itself.
 - A mapping value is a distribution: exactly one of ``choice``, ``uniform``, ``loguniform``,
   ``randint``. To fix a nested mapping, list its leaves one by one.
+- At least one key has a distribution (Optuna needs a parameter to sample).
 - ``optim.epochs`` must be a fixed positive integer: it is the epoch budget, ASHA's ``max_t``.
 - Each choice value and both bounds of every range are validated as a full training config, so
   an unknown encoder fails before the search starts.
@@ -137,12 +138,6 @@ class SearchSpace:
             set_dotted(space, path, distribution.to_tune())
         return space
 
-    def to_file_dict(self) -> dict:
-        """Return the space in file form, with the base config inlined as fixed values."""
-        entries: dict[str, Any] = dict(self.fixed)
-        entries.update({path: dist.to_dict() for path, dist in self.params.items()})
-        return {"version": FORMAT_VERSION, "space": entries}
-
 
 def get_dotted(config: Mapping, path: str) -> Any:
     """Return the value at a dotted path (``"model.encoder"``) of a nested mapping.
@@ -222,6 +217,11 @@ def parse_space(raw: Any, source: Path) -> SearchSpace:
         else:
             fixed[key] = value
 
+    if not params:
+        raise SearchSpaceError(
+            f"{source}: 'space' has only fixed values; give at least one key a distribution "
+            f"({', '.join(DISTRIBUTIONS)}), such as {{choice: [resnet18]}}"
+        )
     base = _resolve(base_raw, fixed, f"{source}: the base config with the fixed values of 'space'")
     _check_epochs(base, params, source)
     for key, distribution in params.items():

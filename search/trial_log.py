@@ -9,7 +9,7 @@ per-epoch results, how many trials ran at the same time.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,13 +76,13 @@ class TrialLogger(Callback):
         self._finished += 1
         analysis = trial.metric_analysis.get(self.metric, {})
         epochs = int(trial.last_result.get("training_iteration", 0) or 0)
-        how = "ran the full budget" if epochs >= self.max_t else "stopped early"
+        outcome = "ran the full budget" if epochs >= self.max_t else "stopped early"
         logger.info(
             "trial %s finished (%d/%d): %s, %d/%d epochs, best %s %s, last %s; %s",
             trial.trial_id,
             self._finished,
             self.num_samples,
-            how,
+            outcome,
             epochs,
             self.max_t,
             self.metric,
@@ -96,9 +96,9 @@ def format_params(params: Mapping[str, Any]) -> str:
     """Format sampled parameters as ``key=value`` pairs, floats with 4 significant digits."""
     parts = []
     for key, value in params.items():
-        shown = f"{value:.4g}" if isinstance(value, float) else str(value)
-        # Tune names nested parameters by their path joined with "/"; show the config path.
-        parts.append(f"{key.replace('/', '.')}={shown}")
+        text = f"{value:.4g}" if isinstance(value, float) else str(value)
+        # Tune names nested parameters by their path joined with "/", so show the config path.
+        parts.append(f"{key.replace('/', '.')}={text}")
     return ", ".join(parts) or "(no searched parameters)"
 
 
@@ -209,11 +209,3 @@ def warn_if_sequential(
             capacity,
         )
     return running
-
-
-def status_counts(statuses: Iterable[str]) -> dict[str, int]:
-    """Count trial statuses, such as ``{"TERMINATED": 7, "ERROR": 1}``."""
-    counts: dict[str, int] = {}
-    for status in statuses:
-        counts[status] = counts.get(status, 0) + 1
-    return counts

@@ -48,9 +48,7 @@ def test_trial_that_fits_passes(cpus, gpus, nodes):
 def test_trial_that_fits_no_node_is_rejected(cpus, gpus, nodes, message):
     with pytest.raises(ResourceRequestError) as caught:
         check_trial_fits(cpus, gpus, nodes)
-    message = str(caught.value)
-    assert "a trial requests 3 CPUs and 0.5 GPUs, more than any single alive node has" in message
-    assert "the largest node has 2 CPUs and 0 GPUs" in message
+    assert message in str(caught.value)
 
 
 @pytest.mark.parametrize(

@@ -151,7 +151,8 @@ def test_existing_experiment_needs_resume(tiny_search, synthetic_root, tiny_spac
         ({"scheduler": "pbt"}, "scheduler must be one of asha, fifo"),
         ({"name": "../escape"}, "name '../escape' must start with a letter or digit"),
         ({"max_concurrent": 0}, "max_concurrent must be >= 1"),
-        ({"reduction_factor": 1}, "reduction_factor >= 2"),
+        ({"reduction_factor": 1}, "reduction_factor must be >= 2"),
+        ({"grace_period": 0}, "grace_period must be >= 1"),
         ({"resume": True, "name": None}, "--resume needs --name"),
     ],
 )
