@@ -179,3 +179,24 @@ def test_select_device():
     assert select_device("auto").type in ("cpu", "cuda")
     with pytest.raises(ValueError, match="unknown device"):
         select_device("tpu")
+
+
+def test_prediction_pass_memory_per_image(tmp_path):
+    from data.layout import list_images
+    from ensemble.build import write_predictions
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for index in range(6):
+        cv2.imwrite(str(folder / f"i{index}.png"), np.full((120, 90), 40 * index, np.uint8))
+    samples = list_images(folder)
+    members = [constant_member(np.full(NUM_CLASSES, 0.6), size=16) for _ in range(2)]
+    thresholds = np.full(NUM_CLASSES, 0.5, np.float32)
+    stack_bytes = NUM_CLASSES * 120 * 90 * 4
+    peaks = {}
+    for count in (2, 6):
+        tracemalloc.start()
+        write_predictions(members, samples[:count], tmp_path / f"{count}.csv", "soft", thresholds)
+        peaks[count] = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    assert peaks[6] - peaks[2] < stack_bytes / 4
