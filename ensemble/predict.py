@@ -187,7 +187,7 @@ def predict_ensemble(
         for channel, plane in enumerate(resize_channels(probabilities, (height, width))):
             accumulator.add_channels(slice(channel, channel + 1), plane[None], member.weight)
             if true is not None:
-                own = plane >= accumulator.thresholds[channel]
+                own = plane > accumulator.thresholds[channel]
                 counts[index, channel] = (
                     np.count_nonzero(own & true[channel]),
                     np.count_nonzero(own),

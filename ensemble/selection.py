@@ -91,7 +91,7 @@ def greedy_selection(
     candidates, images = probabilities.shape[:2]
     counts = np.zeros(candidates, dtype=np.int64)
     result = GreedyResult(counts.copy())
-    # Pixel in the ensemble of n members: sum of uint8 probabilities >= threshold * 255 * n.
+    # Pixel in the ensemble of n members: sum of uint8 probabilities > threshold * 255 * n.
     cutoff = (np.asarray(thresholds, np.float32) * 255).reshape(-1, 1, 1)
 
     for step in range(1, steps + 1):
@@ -102,7 +102,7 @@ def greedy_selection(
                 base += counts[chosen] * probabilities[chosen, image].astype(np.float32)
             true = truth[image]
             for candidate in range(candidates):
-                masks = base + probabilities[candidate, image] >= cutoff * step
+                masks = base + probabilities[candidate, image] > cutoff * step
                 totals[candidate] += _mean_dice(masks, true)
         pick = int(np.argmax(totals))
         counts[pick] += 1

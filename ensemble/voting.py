@@ -1,11 +1,12 @@
 """Soft and hard voting of multi-label member predictions, and run-level voting of RLEs.
 
 Multi-label throughout: each class has its own sigmoid probability and its own threshold, and
-masks of different classes may overlap.
+masks of different classes may overlap. A pixel is in a mask when its probability is strictly
+above the threshold, as in ``trainable.metrics.logits_to_masks``.
 
 - Soft voting: the (optionally weighted) mean of the members' probabilities, then a threshold
-  per class: ``sum_m w_m p_m >= t_c * sum_m w_m``.
-- Hard voting: each member thresholds its own probabilities (``p_m >= t_c``) and a pixel is in
+  per class: ``sum_m w_m p_m > t_c * sum_m w_m``.
+- Hard voting: each member thresholds its own probabilities (``p_m > t_c``) and a pixel is in
   when at least ``min_votes`` members predict it.
 
 :class:`VoteAccumulator` adds members one at a time, so one image needs one (29, H, W) running
@@ -86,7 +87,7 @@ class VoteAccumulator:
                 target += np.float32(weight) * probabilities
         else:
             thresholds = self.thresholds[channels].reshape(-1, 1, 1)
-            target += probabilities >= thresholds
+            target += probabilities > thresholds
 
     def finish_member(self, weight: float = 1.0) -> None:
         """Count one member as added (after its channels went in through add_channels)."""
@@ -105,7 +106,7 @@ class VoteAccumulator:
             raise ValueError("no member was added to the vote")
         if self.mode == "soft":
             cutoff = (self.thresholds * np.float32(self.total_weight)).reshape(-1, 1, 1)
-            return self._sum >= cutoff
+            return self._sum > cutoff
         return self._sum >= self.min_votes
 
     def mean_probabilities(self) -> np.ndarray:

@@ -194,3 +194,11 @@ def test_vote_runs_empty_and_too_few():
     assert vote_runs([one], 2)[0].size == 0
     with pytest.raises(ValueError, match="min_votes"):
         vote_runs([one], 0)
+
+
+@pytest.mark.parametrize("mode", ["soft", "hard"])
+def test_threshold_is_strict(mode):
+    # As trainable.metrics.logits_to_masks: a probability equal to the threshold is out.
+    accumulator = VoteAccumulator(mode, (1, 1, 2), thresholds=0.5)
+    accumulator.add(np.array([[[0.5, 0.50001]]], dtype=np.float32))
+    assert accumulator.masks()[0, 0].tolist() == [False, True]
