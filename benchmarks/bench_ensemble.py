@@ -12,7 +12,7 @@ both approaches write the same soft-voted submission CSV:
   the members' probabilities are resized one channel at a time and added to one running
   (29, H, W) sum, which is then thresholded, encoded and written.
 - baseline: every member predicts every image and keeps its full (29, H, W) probability map
-  at the image's size; then the maps of each image are averaged, thresholded, encoded and
+  at the image's size. The maps of each image are then averaged, thresholded, encoded and
   written.
 
 Each approach runs in its own subprocess, which reports its wall time, the peak of memory

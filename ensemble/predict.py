@@ -5,10 +5,10 @@ radiograph is stretched to S x S by ``data.dataset.preprocess_image``, exactly a
 The (29, S, S) sigmoid probabilities are then stretched back to (H, W) channel by channel with
 bilinear interpolation.
 
-Channels are resized one at a time on purpose: in OpenCV 5.1, ``cv2.resize`` with
-``INTER_LINEAR`` on more than 4 float32 channels gives values that differ from the
-single-channel result by up to about 5e-6, so a pixel near the threshold could flip. One
-channel at a time is exact and keeps the temporary memory at one (H, W) plane.
+Channels are resized one at a time on purpose. In OpenCV 5.1, ``cv2.resize`` with
+``INTER_LINEAR`` on more than 4 float32 channels gives values up to about 5e-6 away from the
+single-channel result, so a pixel near the threshold could flip. One channel at a time is exact
+and keeps the temporary memory at one (H, W) plane.
 """
 
 from __future__ import annotations
