@@ -25,7 +25,7 @@ _EQUAL_IMPORTANCE_WARNING = "importances will be equal"
 
 
 class ImportanceUnavailable(ValueError):
-    """Importances cannot be computed; the message says why and what would fix it."""
+    """Importances cannot be computed; the message gives the reason and the fix."""
 
 
 def load_study(study_path: Path, study_name: str) -> optuna.Study:
@@ -33,7 +33,7 @@ def load_study(study_path: Path, study_name: str) -> optuna.Study:
 
     Args:
         study_path: the SQLite file, usually ``<experiment_dir>/optuna_study.db``.
-        study_name: the study to open. When the storage holds one study under another name,
+        study_name: the study to open. When the storage contains a single study under another name,
             that study is opened.
 
     Raises:
@@ -59,7 +59,7 @@ def load_study(study_path: Path, study_name: str) -> optuna.Study:
         if len(names) != 1:
             found = ", ".join(names) or "none"
             raise ImportanceUnavailable(
-                f"{study_path} holds no study named {study_name!r} (studies: {found})"
+                f"study {study_name!r} not found in {study_path} (studies: {found})"
             )
         logger.info(
             "%s: no study named %r, using its only study %r", study_path, study_name, names[0]

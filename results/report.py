@@ -10,7 +10,7 @@ prints the leaderboard and the per-class Dice of the best trials, and writes int
 - ``best_so_far.png``: best validation Dice so far over wall time
 - ``learning_curves.png``: validation Dice per epoch, the ``--top`` best trials in colour
 - ``param_importance.png``: hyperparameter importance from the Optuna study, when the study
-  has enough completed trials; otherwise the report says why it is missing
+  has enough completed trials; otherwise the report prints the reason
 """
 
 if __name__ == "__main__":  # run as a file: import the stages from the repository root

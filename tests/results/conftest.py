@@ -1,8 +1,8 @@
 """A real Ray Tune experiment for the results tests, made by a small function trainable.
 
 The trainable reports the keys of ``trainable.tune_trainable.train_tune`` (val_dice, val_loss,
-train_loss, dice/<class>, epoch_time_s, lr, epoch) with a checkpoint directory at every epoch,
-and its val_dice follows a fixed curve that peaks at epoch 2 of 3, so that the test knows the
+train_loss, dice/<class>, epoch_time_s, lr, epoch) with a checkpoint directory at every epoch.
+Its val_dice follows a fixed curve that peaks at epoch 2 of 3, so the tests can compute the
 best epoch without training a real model. The search is Ray's OptunaSearch writing
 ``optuna_study.db`` into the experiment directory, as the search stage does. Checkpoints are
 kept by ``trainable.tune_trainable.checkpoint_config()``: the best by val_dice plus the latest,

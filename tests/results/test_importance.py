@@ -102,7 +102,7 @@ def test_load_study_ambiguous_name(tmp_path):
     _make_study(tmp_path / "study.db", "second", [0.1])
 
     with pytest.raises(
-        ImportanceUnavailable, match="no study named 'exp' \\(studies: first, second\\)"
+        ImportanceUnavailable, match="study 'exp' not found in .* \\(studies: first, second\\)"
     ):
         load_study(tmp_path / "study.db", "exp")
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -130,3 +132,11 @@ def test_dice_limits_table(values, bottom, top):
 
     assert low == pytest.approx(bottom - margin)
     assert high == pytest.approx(top + margin)
+
+
+def test_report_imports_no_ray_or_torch():
+    code = "import sys, results.report; print(sorted({'ray', 'torch'} & set(sys.modules)))"
+    output = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert output.stdout.strip() == "[]"

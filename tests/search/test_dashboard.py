@@ -43,6 +43,8 @@ from search.dashboard import (
 EXPERIMENT_NAME = "dashboard_probe"
 TRAINABLE_NAME = "dashboard_probe_trainable"
 READY_MARK = "DASHBOARD_READY"
+SCRIPT_NAME = Path(__file__).name
+"""The child process runs this file, so the Jobs page lists it in the driver's entrypoint."""
 SCREENSHOT = Path("/tmp/dashboard.png")
 AUTH_COOKIE = "ray-authentication-token"
 TOKEN_INPUT = 'input[placeholder="Enter your authentication token"]'
@@ -280,7 +282,7 @@ class DevToolsPage:
         while True:
             message = await self._websocket.receive_json()
             if message.get("id") != message_id:
-                continue  # an event, or the answer to another call
+                continue  # an event, or the response to another call
             if "error" in message:
                 raise DevToolsError(f"DevTools {method} failed: {message['error']}")
             return message.get("result", {})
@@ -331,7 +333,7 @@ class DevToolsPage:
             )
 
     async def wait_for_cookie(self, url: str, name: str, timeout_s: float = WAIT_S) -> None:
-        """Wait until the browser holds cookie ``name`` for ``url`` (HttpOnly cookies too)."""
+        """Wait until the browser stores cookie ``name`` for ``url`` (HttpOnly cookies too)."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             cookies = (await self.call("Network.getCookies", urls=[url]))["cookies"]
@@ -398,19 +400,20 @@ async def _sign_in_and_capture(
         await page.call("Page.enable")
         await page.call("Runtime.enable")
 
-        await page.navigate(dashboard_url)
+        # Open the Actors page first: the sign-in dialog covers it, and after a successful
+        # sign-in the dialog reloads the page, which then lists the actors.
+        await page.navigate(f"{dashboard_url}/#/actors")
         texts["dialog"] = await page.wait_for_text("Authentication Token Required")
         await page.type_token("wrong-" + token[:8])
         texts["rejected"] = await page.wait_for_text("Invalid authentication token")
 
         await page.type_token(token)
         await page.wait_for_cookie(dashboard_url, AUTH_COOKIE)
-        await page.navigate(f"{dashboard_url}/#/actors")
         texts["actors"] = await page.wait_for_text(TRAINABLE_NAME)
         await page.screenshot(SCREENSHOT)
 
         await page.navigate(f"{dashboard_url}/#/jobs")
-        texts["jobs"] = await page.wait_for_text("test_dashboard.py")
+        texts["jobs"] = await page.wait_for_text(SCRIPT_NAME)
     finally:
         await websocket.close()
         await session.close()
@@ -516,7 +519,7 @@ def test_browser_signs_in_and_sees_trial(chromium, tmp_path):
     assert "Invalid authentication token" in texts["rejected"]
     assert TRAINABLE_NAME in texts["actors"]
     assert "ALIVE" in texts["actors"]
-    assert "test_dashboard.py" in texts["jobs"]
+    assert SCRIPT_NAME in texts["jobs"]
     assert SCREENSHOT.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert child.process.returncode == 0, child.output()[-4000:]
 
