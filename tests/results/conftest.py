@@ -166,3 +166,12 @@ def peaking_experiment(tmp_path_factory, ray_session) -> PeakingExperiment:
 def run_tune_experiment():
     """The :func:`run_experiment` function, for tests that run their own experiment."""
     return run_experiment
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """Mark the results tests that need the Ray experiment as slow (it takes ~15-30 s to run)."""
+    here = Path(__file__).parent
+    for item in items:
+        uses_ray = {"peaking_experiment", "ray_session"} & set(getattr(item, "fixturenames", ()))
+        if uses_ray and here in Path(str(item.path)).parents:
+            item.add_marker(pytest.mark.slow)
