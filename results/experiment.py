@@ -4,8 +4,8 @@
 files (see ``results.tune_files``), so it needs no Ray cluster. A trial that has not reported
 yet appears with no results; a half-written last report is ignored until Tune finishes it.
 
-Each trial's best epoch is the report with the highest ``val_dice`` (the earliest one on a
-tie). Its checkpoint is the directory named by that report's ``checkpoint_dir_name``, which
+Each trial's best epoch is the report with the highest ``val_dice`` (the latest one on a
+tie, because Ray 2.60's checkpoint manager keeps the later of two equal-scored checkpoints). Its checkpoint is the directory named by that report's ``checkpoint_dir_name``, which
 is the best epoch's, not the trial's latest.
 """
 
@@ -78,7 +78,7 @@ class Trial:
 
     @property
     def best_result(self) -> dict[str, Any] | None:
-        """The report with the highest finite ``val_dice`` (earliest on a tie), or None."""
+        """The report with the highest finite ``val_dice`` (latest on a tie), or None."""
         index = best_result_index(self.results, METRIC)
         return None if index is None else self.results[index]
 
@@ -109,9 +109,12 @@ class Trial:
 def best_result_index(
     results: tuple[dict[str, Any], ...] | list[dict[str, Any]], metric: str
 ) -> int | None:
-    """Return the index of the report with the highest finite ``metric``, the earliest on a tie.
+    """Return the index of the report with the highest finite ``metric``, the latest on a tie.
 
-    Returns None when no report has a finite number under ``metric``.
+    Ray 2.60's checkpoint manager (``ray/train/_internal/checkpoint_manager.py``) ranks the later
+    of two equal scores higher and deletes the earlier checkpoint, so only the latest tied
+    report still has its checkpoint on disk. Returns None when no report has a finite number
+    under ``metric``.
     """
     best_index = None
     best_value = -math.inf
@@ -123,7 +126,7 @@ def best_result_index(
             or not math.isfinite(value)
         ):
             continue
-        if value > best_value:
+        if value >= best_value:
             best_index, best_value = index, value
     return best_index
 

@@ -210,7 +210,10 @@ def test_load_rejects_missing_and_file(tmp_path):
         ([], None),
         ([{"val_dice": math.nan}, {}], None),
         ([{"val_dice": 0.1}, {"val_dice": 0.3}, {"val_dice": 0.2}], 1),
-        ([{"val_dice": 0.3}, {"val_dice": 0.3}], 0),
+        # Ties go to the latest report: Ray keeps only the later of two equal checkpoints.
+        ([{"val_dice": 0.3}, {"val_dice": 0.3}], 1),
+        ([{"val_dice": 0.0}, {"val_dice": 0.0}, {"val_dice": 0.0}], 2),
+        ([{"val_dice": 0.1}, {"val_dice": 0.5}, {"val_dice": 0.5}, {"val_dice": 0.4}], 2),
         ([{"val_dice": True}, {"val_dice": 0.2}], 1),
         ([{"val_dice": "0.9"}, {"val_dice": 0.2}, {"val_dice": math.inf}], 1),
     ],
