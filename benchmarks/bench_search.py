@@ -11,10 +11,11 @@ Parts:
 - ``schedulers``: the same search (space, trials, seed, epoch budget) with ASHA and with FIFO
   (no early stopping): wall time, best ``val_dice``, epochs trained. Then the Dice of the best
   ASHA config with untrained weights (random initialisation), on the same validation fold.
-- ``overhead``: one fixed config trained for its epochs by ``trainable.loop.train`` directly
-  (one torch thread, as a 1-CPU trial gets), then the same config as a 3-trial search with
-  ``--max-concurrent 1``: the whole run's wall time, each trial's time inside its worker
-  (Tune's ``time_total_s``) and the wall time per trial.
+- ``overhead``: one fixed config trained for its epochs by ``trainable.loop.train`` directly,
+  with one torch thread as a 1-CPU trial gets, without and with the per-epoch checkpoint
+  folder that the Tune trainable writes. Then the same config runs as a 3-trial search
+  with ``--max-concurrent 1``. The part reports the whole run's wall time, each trial's time
+  inside its worker (Tune's ``time_total_s``) and the wall time per trial.
 
 Prints a Markdown table per part and writes ``results.json`` into ``--out``.
 """
@@ -29,6 +30,7 @@ import argparse
 import json
 import logging
 import platform
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -134,6 +136,22 @@ def bench_overhead(args: argparse.Namespace, config: dict) -> dict[str, Any]:
     train(direct_config)
     direct_s = time.perf_counter() - start
 
+    # The same loop with the per-epoch checkpoint folder that the Tune trainable writes. Like
+    # the trainable's temporary folder, each epoch's folder is deleted after the next write.
+    checkpoints = args.out / "direct_checkpoints"
+    sizes_mb: list[float] = []
+
+    def save_checkpoint(metrics: dict, trainer: Trainer) -> None:
+        folder = checkpoints / f"epoch_{int(metrics['epoch']):03d}"
+        trainer.save_checkpoint_dir(folder, metrics)
+        sizes_mb.append(sum(f.stat().st_size for f in folder.iterdir()) / 1e6)
+        shutil.rmtree(folder)
+
+    start = time.perf_counter()
+    train(direct_config, save_checkpoint)
+    direct_checkpoint_s = time.perf_counter() - start
+    checkpoint_mb = max(sizes_mb)
+
     space = _fixed_space(direct_config, args.out / "fixed_space.yaml")
     options = _options(
         args, "overhead", space=space, num_samples=OVERHEAD_TRIALS, max_concurrent=1, scheduler="fifo"
@@ -147,6 +165,8 @@ def bench_overhead(args: argparse.Namespace, config: dict) -> dict[str, Any]:
     intervals = sorted(trial_intervals(frames), key=lambda interval: interval.start)
     return {
         "direct_s": direct_s,
+        "direct_checkpoint_s": direct_checkpoint_s,
+        "checkpoint_mb": checkpoint_mb,
         "search_wall_s": search_s,
         "trials": len(frames),
         "in_worker_s": in_worker,
@@ -185,6 +205,10 @@ def print_tables(results: dict[str, Any]) -> None:
         print("\n| case | time | ratio to direct |")
         print("|---|---|---|")
         print(f"| `trainable.loop.train` directly, 1 thread | {part['direct_s']:.1f} s | 1.00 |")
+        print(
+            f"| the same, writing each epoch's checkpoint folder ({part['checkpoint_mb']:.0f} MB) | "
+            f"{part['direct_checkpoint_s']:.1f} s | {part['direct_checkpoint_s'] / part['direct_s']:.2f} |"
+        )
         print(f"| in the Tune worker (`time_total_s`), mean of {part['trials']} | {mean_in_worker:.1f} s | {mean_in_worker / part['direct_s']:.2f} |")
         print(f"| trial wall time (first report - its duration to last report), mean | {mean_wall:.1f} s | {mean_wall / part['direct_s']:.2f} |")
         per_trial = part["search_wall_s"] / part["trials"]

@@ -7,8 +7,10 @@ An experiment folder is ``<storage_path>/<name>/``. Tune writes its experiment s
 
 ``search_options.json``
     ``{"format_version": 1, "options": {...}}``: the options of the run (space file, data root,
-    resources per trial, seed, fold, scheduler settings, epoch budget), all paths absolute.
-    ``--resume`` reads the resources per trial from it.
+    resources per trial, seed, fold, scheduler settings), all paths absolute. Where an option
+    defaulted, the file records the value the run used (``max_concurrent``,
+    ``n_startup_trials``). It also records ``epochs`` (the budget) and ``searched_params``
+    (dotted config paths). ``--resume`` reads the resources per trial from it.
 
 ``space.yaml``
     A byte-for-byte copy of the search-space file (format in ``search.space``).

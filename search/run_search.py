@@ -41,6 +41,9 @@ import ray
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
+from data.layout import DatasetIndex, discover
+from data.splits import make_splits, write_splits
+from data.synth import generate_dataset
 from search import experiment_files as files
 from search.cluster import (
     DEFAULT_OBJECT_STORE_MIB,
@@ -52,7 +55,10 @@ from search.cluster import (
 )
 from search.searcher import PruningOptunaSearch
 from search.space import SearchSpace, get_dotted, load_space
+from search.trial import run_trial
 from search.trial_log import TrialLogger, format_params, warn_if_sequential
+from trainable.config import resolve_config
+from trainable.tune_trainable import checkpoint_config
 
 logger = logging.getLogger("search.run_search")
 
@@ -234,39 +240,11 @@ def _start(experiment_dir: Path, options: SearchOptions) -> Path:
     files.copy_space(experiment_dir, space.source)
     n_startup = options.n_startup_trials or min(10, max(2, options.num_samples // 4))
     recorded = _recorded_options(options, space, overrides, n_startup)
+    recorded["max_concurrent"] = max_concurrent
     files.write_options(experiment_dir, recorded)
     _log_space(space)
 
-    searcher = PruningOptunaSearch(
-        max_t=space.epochs,
-        sampler=optuna.samplers.TPESampler(seed=options.seed, n_startup_trials=n_startup),
-        study_name=options.name,
-        storage=optuna.storages.RDBStorage(files.study_storage_url(experiment_dir)),
-    )
-    tuner = tune.Tuner(
-        _with_resources(options.cpus_per_trial, options.gpus_per_trial),
-        param_space=space.param_space(overrides),
-        tune_config=tune.TuneConfig(
-            metric=METRIC,
-            mode=MODE,
-            search_alg=searcher,
-            scheduler=_scheduler(options, space.epochs),
-            num_samples=options.num_samples,
-            max_concurrent_trials=max_concurrent,
-            trial_dirname_creator=trial_dirname,
-            # A new trial actor imports torch, smp and timm again (seconds per trial); a reused
-            # one only resets. train_tune seeds everything from the config, so no state leaks.
-            reuse_actors=True,
-        ),
-        run_config=tune.RunConfig(
-            name=options.name,
-            storage_path=str(experiment_dir.parent),
-            checkpoint_config=_checkpoint_config(),
-            failure_config=tune.FailureConfig(max_failures=options.max_failures),
-            callbacks=[TrialLogger(METRIC, MODE, space.epochs, options.num_samples), *options.callbacks],
-            verbose=options.verbose,
-        ),
-    )
+    tuner = _build_tuner(experiment_dir, options, space, overrides, max_concurrent, n_startup)
     logger.info(
         "running up to %d trials at once, %g CPUs and %g GPUs each, %s scheduler, %d epochs",
         max_concurrent, options.cpus_per_trial, options.gpus_per_trial, options.scheduler, space.epochs,
@@ -276,9 +254,51 @@ def _start(experiment_dir: Path, options: SearchOptions) -> Path:
     return experiment_dir
 
 
-def _discover(data_root: Path) -> Any:
-    from data.layout import discover
+def _build_tuner(
+    experiment_dir: Path,
+    options: SearchOptions,
+    space: SearchSpace,
+    overrides: dict[str, Any],
+    max_concurrent: int,
+    n_startup: int,
+) -> tune.Tuner:
+    searcher = PruningOptunaSearch(
+        max_t=space.epochs,
+        sampler=optuna.samplers.TPESampler(seed=options.seed, n_startup_trials=n_startup),
+        study_name=options.name,
+        storage=optuna.storages.RDBStorage(files.study_storage_url(experiment_dir)),
+    )
+    tune_config = tune.TuneConfig(
+        metric=METRIC,
+        mode=MODE,
+        search_alg=searcher,
+        scheduler=_scheduler(options, space.epochs),
+        num_samples=options.num_samples,
+        max_concurrent_trials=max_concurrent,
+        trial_dirname_creator=trial_dirname,
+        # Every trial gets a new worker. Reusing one saves the imports (seconds per trial), but
+        # Ray 2.60 resets a reused worker only if the previous trial's training thread ends
+        # within 2 s (FunctionTrainable.reset_config). A trial that ASHA stops mid-epoch
+        # misses that, and the next trial then fails with an ERROR that is not retried.
+        reuse_actors=False,
+    )
+    run_config = tune.RunConfig(
+        name=options.name,
+        storage_path=str(experiment_dir.parent),
+        checkpoint_config=checkpoint_config(),
+        failure_config=tune.FailureConfig(max_failures=options.max_failures),
+        callbacks=[TrialLogger(METRIC, MODE, space.epochs, options.num_samples), *options.callbacks],
+        verbose=options.verbose,
+    )
+    return tune.Tuner(
+        _with_resources(options.cpus_per_trial, options.gpus_per_trial),
+        param_space=space.param_space(overrides),
+        tune_config=tune_config,
+        run_config=run_config,
+    )
 
+
+def _discover(data_root: Path) -> DatasetIndex:
     index = discover(data_root.expanduser().resolve())
     if not index.train:
         raise SearchError(
@@ -288,21 +308,15 @@ def _discover(data_root: Path) -> Any:
     return index
 
 
-def _make_splits(index: Any, options: SearchOptions) -> dict:
-    from data.splits import make_splits
-
+def _make_splits(index: DatasetIndex, options: SearchOptions) -> dict:
     return make_splits(index.train, n_folds=options.n_folds, seed=options.seed)
 
 
 def _prepare_data(
-    experiment_dir: Path, options: SearchOptions, index: Any, splits: dict | None
+    experiment_dir: Path, options: SearchOptions, index: DatasetIndex | None, splits: dict | None
 ) -> dict[str, Any]:
     """Generate the dataset when none was given, write the split file; return data overrides."""
-    from data.splits import write_splits
-
     if index is None:
-        from data.synth import generate_dataset
-
         synthetic_root = experiment_dir / files.SYNTHETIC_DATA_DIR
         logger.warning(
             "no --data-root given: generating a synthetic dataset (%d training images, %d px) in %s",
@@ -337,8 +351,6 @@ def _prepare_data(
 
 
 def _base_config(space: SearchSpace, overrides: dict[str, Any]) -> dict:
-    from trainable.config import resolve_config
-
     return resolve_config(space.base_config, overrides)
 
 
@@ -384,8 +396,6 @@ def _max_concurrent(requested: int | None, cpus: float, gpus: float) -> int:
 
 
 def _with_resources(cpus: float, gpus: float) -> Any:
-    from search.trial import run_trial
-
     return tune.with_resources(run_trial, {"cpu": cpus, "gpu": gpus})
 
 
@@ -399,12 +409,6 @@ def _scheduler(options: SearchOptions, epochs: int) -> Any:
         grace_period=min(grace_period, epochs),
         reduction_factor=options.reduction_factor,
     )
-
-
-def _checkpoint_config() -> Any:
-    from trainable.tune_trainable import checkpoint_config
-
-    return checkpoint_config()
 
 
 def trial_dirname(trial: Any) -> str:
@@ -430,8 +434,14 @@ def _resume(experiment_dir: Path, options: SearchOptions) -> Path:
     )
 
     start_ray(options.ray)
-    requested = options.max_concurrent or recorded.get("max_concurrent")
-    max_concurrent = _max_concurrent(requested, cpus, gpus)
+    check_trial_fits(cpus, gpus, alive_nodes())
+    # Tune restores the search algorithm with its concurrency limit, so the limit stays.
+    max_concurrent = recorded["max_concurrent"]
+    if options.max_concurrent not in (None, max_concurrent):
+        logger.warning(
+            "--max-concurrent %d is ignored: a resumed search keeps its limit of %d",
+            options.max_concurrent, max_concurrent,
+        )
     tuner = tune.Tuner.restore(
         str(experiment_dir),
         trainable=_with_resources(cpus, gpus),

@@ -17,8 +17,9 @@ File format (``version: 1``)::
 Rules, checked when the file is loaded (:class:`SearchSpaceError` names the file and the key):
 
 - Every key is a dotted path to a leaf of the training config (``trainable.config.DEFAULTS``),
-  or ``aug.NAME`` for a key of ``data.transforms.AUG_DEFAULTS``. ``data.*`` keys are rejected
-  because the search sets the data root, the split file and the fold itself.
+  or ``aug.NAME`` for a key of ``data.transforms.AUG_DEFAULTS``. ``data.root``, ``data.splits``
+  and ``data.fold`` are rejected because the search sets them itself, and the other ``data.*``
+  keys (``data.cache_dir``, ``data.num_workers``) can only be fixed.
 - A mapping value is a distribution: exactly one of ``choice``, ``uniform``, ``loguniform``,
   ``randint``. To fix a nested mapping, list its leaves one by one.
 - At least one key has a distribution (Optuna needs a parameter to sample).
@@ -57,7 +58,8 @@ EPOCHS_KEY = "optim.epochs"
 """Config path of the epoch budget; fixed in every space because it is ASHA's ``max_t``."""
 
 _TOP_LEVEL_KEYS = ("version", "description", "base_config", "space")
-_RESERVED_PREFIX = "data."
+_SEARCH_SET_KEYS = ("data.root", "data.splits", "data.fold")
+_DATA_PREFIX = "data."
 _FREE_FORM_PREFIX = "aug."
 
 
@@ -212,6 +214,10 @@ def parse_space(raw: Any, source: Path) -> SearchSpace:
     fixed: dict[str, Any] = {}
     for key, value in raw["space"].items():
         _check_key(key, source)
+        if isinstance(value, Mapping) and key.startswith(_DATA_PREFIX):
+            raise SearchSpaceError(
+                f"{source}: key {key!r} can only be fixed: every trial reads the same data"
+            )
         if isinstance(value, Mapping):
             params[key] = _parse_distribution(key, value, source)
         else:
@@ -269,9 +275,9 @@ def _load_base_config(base_path: Any, source: Path) -> dict:
 def _check_key(key: Any, source: Path) -> None:
     if not isinstance(key, str) or not key:
         raise SearchSpaceError(f"{source}: invalid key {key!r}; expected a dotted config path")
-    if key == "data" or key.startswith(_RESERVED_PREFIX):
+    if key in _SEARCH_SET_KEYS:
         raise SearchSpaceError(
-            f"{source}: key {key!r} cannot be searched: the search sets data.root, "
+            f"{source}: key {key!r} cannot be set in a space: the search sets data.root, "
             "data.splits and data.fold itself (use --data-root and --fold)"
         )
     sections = [name for name, value in training_config.DEFAULTS.items() if isinstance(value, dict)]

@@ -37,7 +37,6 @@ class TrialLogger(Callback):
         self.max_t = max_t
         self.num_samples = num_samples
         self._started: set[str] = set()
-        self._finished = 0
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         """Log a trial's first start with its sampled parameters (later restarts are retries)."""
@@ -47,7 +46,7 @@ class TrialLogger(Callback):
         logger.info(
             "trial %s started (%d/%d): %s",
             trial.trial_id,
-            len(self._started),
+            trials.index(trial) + 1,
             self.num_samples,
             format_params(trial.evaluated_params),
         )
@@ -63,7 +62,6 @@ class TrialLogger(Callback):
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         """Log a trial that failed for good."""
-        self._finished += 1
         logger.error(
             "trial %s errored after %d failure(s); its error log: %s",
             trial.trial_id,
@@ -73,14 +71,13 @@ class TrialLogger(Callback):
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         """Log a trial's end: epochs run, whether ASHA stopped it, its best and last metric."""
-        self._finished += 1
         analysis = trial.metric_analysis.get(self.metric, {})
         epochs = int(trial.last_result.get("training_iteration", 0) or 0)
         outcome = "ran the full budget" if epochs >= self.max_t else "stopped early"
         logger.info(
             "trial %s finished (%d/%d): %s, %d/%d epochs, best %s %s, last %s; %s",
             trial.trial_id,
-            self._finished,
+            _count_ended(trials, trial),
             self.num_samples,
             outcome,
             epochs,
@@ -90,6 +87,12 @@ class TrialLogger(Callback):
             _format_value(analysis.get("last")),
             format_params(trial.evaluated_params),
         )
+
+
+def _count_ended(trials: list, ending: Any) -> int:
+    """Count the ended trials, ``ending`` included: Tune marks it ended only after this call."""
+    ended = sum(t.status in ("TERMINATED", "ERROR") for t in trials if t is not ending)
+    return ended + 1
 
 
 def format_params(params: Mapping[str, Any]) -> str:

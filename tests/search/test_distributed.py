@@ -18,7 +18,7 @@ class RecordRaylet(tune.Callback):
     """Record, per trial, the raylet that started its worker: each node runs its own raylet.
 
     The nodes of a local cluster share the host name and IP address, so Tune's ``hostname`` and
-    ``node_ip`` cannot tell them apart; a worker's parent process is its node's raylet.
+    ``node_ip`` cannot tell them apart. A worker's parent process is its node's raylet.
     """
 
     def __init__(self) -> None:

@@ -59,6 +59,14 @@ def test_param_space_puts_domains_at_searched_leaves(tmp_path):
     assert space.base_config["data"]["root"] is None  # param_space works on a copy
 
 
+def test_data_settings_can_be_fixed(tmp_path):
+    path = _write(tmp_path, VALID + "  data.num_workers: 2\n  data.cache_dir: /tmp/cache\n")
+    space = load_space(path)
+
+    assert space.base_config["data"]["num_workers"] == 2
+    assert space.base_config["data"]["cache_dir"] == "/tmp/cache"
+
+
 def test_randint_includes_both_ends():
     domain = Distribution("randint", (2, 4)).to_tune()
     samples = {domain.sample() for _ in range(200)}
@@ -93,7 +101,10 @@ def test_base_config_file_is_relative_to_space(tmp_path):
         ("model.encoder: {choice: [[resnet18]]}", "choice values must be scalars"),
         ("model.encoder: {choice: [resnet18, resnet18]}", "choice lists a value twice"),
         ("optim.lr: {uniform: [0.1, 0.2], choice: [1]}", "exactly one of"),
-        ("data.root: /somewhere", "cannot be searched"),
+        ("data.root: /somewhere", "cannot be set in a space"),
+        ("data.fold: 1", "cannot be set in a space"),
+        ("data: {choice: [1]}", "is a config section, not a leaf"),
+        ("data.num_workers: {choice: [0, 2]}", "can only be fixed"),
         ("model: Unet", "is a config section, not a leaf"),
         ("aug: {choice: [1]}", "such as aug.strength"),
         ("optim.epochs: {choice: [2, 3]}", "must be a fixed value"),
