@@ -24,8 +24,9 @@ step "Search: 8 trials of the small CPU space, ASHA early stopping"
 step "Leaderboard and plots"
 "$py" -m results.report "$experiment" --out "$out/report"
 
-step "Ensemble of the 3 best trials: submission and overlays"
-"$py" ensemble/build.py --experiment "$experiment" --top-k 3 --images "$data/test/DCM" \
+step "Ensemble: greedy selection of up to 5 members on the validation fold, soft voting"
+"$py" ensemble/build.py --experiment "$experiment" --selection greedy --top-k 5 \
+    --images "$data/test/DCM" \
     --out "$out/submission.csv" --overlays "$out/overlays"
 "$py" ensemble/validate.py "$out/submission.csv" --images "$data/test/DCM"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -39,3 +40,59 @@ def synthetic_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("synthetic") / "hands"
     generate_dataset(root, n_train=8, n_test=2, size=128, seed=0)
     return root
+
+
+# Three trials of tiny models (64-96 px inputs, 2 epochs) on the shared synthetic dataset.
+TINY_SPACE = """\
+version: 1
+description: tiny models for the tests
+space:
+  model.architecture: {choice: [Unet, FPN]}
+  model.encoder: resnet18
+  model.encoder_weights: null
+  input_size: {choice: [64, 96]}
+  optim.lr: {loguniform: [3.0e-3, 1.0e-2]}
+  optim.batch_size: 4
+  optim.epochs: 2
+  optim.warmup_epochs: 0
+  ema: null
+  amp: false
+  device: cpu
+"""
+
+
+@pytest.fixture(scope="session")
+def tiny_experiment(tmp_path_factory: pytest.TempPathFactory, synthetic_root: Path) -> Path:
+    """A finished 3-trial search made by ``search.run_search``; returns its folder.
+
+    FIFO scheduling, so every trial runs both epochs and has a best checkpoint. Read-only.
+    """
+    from search.cluster import RayOptions
+    from search.run_search import SearchOptions, run_search
+
+    folder = tmp_path_factory.mktemp("tiny-search")
+    space = folder / "space.yaml"
+    space.write_text(TINY_SPACE, encoding="utf-8")
+    options = SearchOptions(
+        num_samples=3,
+        space=space,
+        data_root=synthetic_root,
+        name="tiny",
+        storage_path=folder / "ray_results",
+        n_folds=2,
+        scheduler="fifo",
+        cpus_per_trial=1,
+        seed=1,
+        verbose=0,
+        ray=RayOptions(num_cpus=2, include_dashboard=False, object_store_memory_mib=200),
+    )
+    return run_search(options)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _no_ray_left_running():
+    """Shut down a Ray connection a test module left open, so the next module can start its own."""
+    yield
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
+        ray.shutdown()

@@ -48,45 +48,7 @@ def helpers() -> SimpleNamespace:
     )
 
 
-# Three trials of tiny models (64 px inputs, 2 epochs) on the shared synthetic dataset.
-ENSEMBLE_SPACE = """\
-version: 1
-description: tiny models for the ensemble tests
-space:
-  model.architecture: {choice: [Unet, FPN]}
-  model.encoder: resnet18
-  model.encoder_weights: null
-  input_size: {choice: [64, 96]}
-  optim.lr: {loguniform: [3.0e-3, 1.0e-2]}
-  optim.batch_size: 4
-  optim.epochs: 2
-  optim.warmup_epochs: 0
-  ema: null
-  amp: false
-  device: cpu
-"""
-
-
 @pytest.fixture(scope="session")
-def ensemble_experiment(tmp_path_factory: pytest.TempPathFactory, synthetic_root: Path) -> Path:
-    """A finished 3-trial search made by the search stage's Python API; returns its folder."""
-    from search.cluster import RayOptions
-    from search.run_search import SearchOptions, run_search
-
-    folder = tmp_path_factory.mktemp("ensemble-search")
-    space = folder / "space.yaml"
-    space.write_text(ENSEMBLE_SPACE, encoding="utf-8")
-    options = SearchOptions(
-        num_samples=3,
-        space=space,
-        data_root=synthetic_root,
-        name="ensemble",
-        storage_path=folder / "ray_results",
-        n_folds=2,
-        scheduler="fifo",
-        cpus_per_trial=1,
-        seed=1,
-        verbose=0,
-        ray=RayOptions(num_cpus=2, include_dashboard=False, object_store_memory_mib=200),
-    )
-    return run_search(options)
+def ensemble_experiment(tiny_experiment: Path) -> Path:
+    """The shared finished 3-trial search (``tiny_experiment`` in tests/conftest.py)."""
+    return tiny_experiment

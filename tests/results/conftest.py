@@ -123,14 +123,24 @@ def run_experiment(
     return experiment_dir
 
 
-@pytest.fixture(scope="session")
-def ray_session():
-    """Start a private local Ray for one test session's experiments; shut it down after."""
+def _start_private_ray() -> None:
     import ray
 
     ray.init(
         address="local", num_cpus=1, object_store_memory=200 * 1024**2, include_dashboard=False
     )
+
+
+@pytest.fixture(scope="module")
+def ray_session():
+    """Start a private local Ray for one test module; shut it down after.
+
+    Module scope, not session scope: later test modules start Ray instances of their own, and
+    ``ray.init`` fails while this process is still connected to another one.
+    """
+    import ray
+
+    _start_private_ray()
     yield
     ray.shutdown()
 
@@ -154,12 +164,17 @@ class PeakingExperiment:
 
 
 @pytest.fixture(scope="session")
-def peaking_experiment(tmp_path_factory, ray_session) -> PeakingExperiment:
-    """A finished 3-trial experiment of :func:`peaking_trainable`."""
+def peaking_experiment(tmp_path_factory) -> PeakingExperiment:
+    """A finished 3-trial experiment of :func:`peaking_trainable`, run on a private Ray."""
+    import ray
+
     storage = tmp_path_factory.mktemp("tune")
-    return PeakingExperiment(
-        run_experiment(storage, EXPERIMENT_NAME, peaking_trainable, NUM_TRIALS)
-    )
+    _start_private_ray()
+    try:
+        path = run_experiment(storage, EXPERIMENT_NAME, peaking_trainable, NUM_TRIALS)
+    finally:
+        ray.shutdown()
+    return PeakingExperiment(path)
 
 
 @pytest.fixture(scope="session")

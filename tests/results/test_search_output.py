@@ -1,7 +1,7 @@
 """The results stage on a real search: run_search with the real trainable, then the report.
 
-Uses the shared ``tiny_experiment`` fixture (a finished 2-trial search made by the search
-stage's Python API). The test skips until tests/conftest.py provides that fixture.
+Uses the shared ``tiny_experiment`` fixture (a finished 3-trial search made by the search
+stage's Python API, in tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -19,11 +19,8 @@ from trainable.checkpoint import read_checkpoint
 
 
 @pytest.fixture
-def search_experiment(request) -> Path:
-    try:
-        return Path(request.getfixturevalue("tiny_experiment"))
-    except pytest.FixtureLookupError:
-        pytest.skip("the shared tiny_experiment fixture is not in tests/conftest.py yet")
+def search_experiment(tiny_experiment: Path) -> Path:
+    return tiny_experiment
 
 
 @pytest.mark.slow
