@@ -232,6 +232,12 @@ def _start(experiment_dir: Path, options: SearchOptions) -> Path:
     # node leaves no half-made experiment folder behind.
     start_ray(options.ray)
     max_concurrent = _max_concurrent(options.max_concurrent, options.cpus_per_trial, options.gpus_per_trial)
+    if options.ray.address is not None:
+        logger.warning(
+            "joined the cluster at %s: every node must read the dataset and write the "
+            "storage path at the same paths as this machine (a shared filesystem)",
+            options.ray.address,
+        )
 
     experiment_dir.mkdir(parents=True, exist_ok=True)
     logger.info("search %s: %d trials, experiment folder %s", options.name, options.num_samples, experiment_dir)
@@ -463,16 +469,19 @@ def _finish(experiment_dir: Path, results: Any, recorded: dict[str, Any], max_co
     capacity = max_trials_that_fit(cpus, gpus, alive_nodes())
     running_at_once = warn_if_sequential(frames, max_concurrent, capacity)
 
+    # The statuses come from the saved experiment state, which --resume reads: after an
+    # interruption Tune's in-memory trials report pending trials as TERMINATED (Ray 2.60).
+    statuses = [trial.status for trial in tune.ExperimentAnalysis(str(experiment_dir)).trials]
+    terminated, errored = statuses.count("TERMINATED"), statuses.count("ERROR")
+    unfinished = len(statuses) - terminated - errored
     num_samples = recorded["num_samples"]
-    terminated, errored = results.num_terminated, results.num_errors
-    unfinished = len(results) - terminated - errored
-    finished = unfinished == 0 and len(results) >= num_samples
+    finished = unfinished == 0 and len(statuses) >= num_samples
     best = _best(results, recorded["searched_params"])
     files.write_summary(
         experiment_dir,
         {
             "finished": finished,
-            "trials": len(results),
+            "trials": len(statuses),
             "status_counts": {"TERMINATED": terminated, "ERROR": errored, "UNFINISHED": unfinished},
             "max_concurrent": max_concurrent,
             "max_running_at_once": running_at_once,
@@ -484,7 +493,7 @@ def _finish(experiment_dir: Path, results: Any, recorded: dict[str, Any], max_co
         logger.info(
             "best trial %s: %s %.4f at its best epoch, with %s; %d trials ran, up to %d at once",
             best["trial_id"], METRIC, best[METRIC], format_params(best["params"]),
-            len(results), running_at_once,
+            len(statuses), running_at_once,
         )
 
 
