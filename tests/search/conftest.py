@@ -1,4 +1,7 @@
-"""Fixtures of the search tests: a tiny synthetic dataset, a tiny search space, search options."""
+"""Fixtures of the search tests: a tiny search space and small search options.
+
+The dataset is the shared ``synthetic_root`` fixture (8 training images of 4 patients, 128 px).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,6 @@ from typing import Any
 
 import pytest
 
-from data.synth import generate_dataset
 from search.cluster import RayOptions
 from search.run_search import SearchOptions
 
@@ -28,16 +30,6 @@ space:
   device: cpu
 """
 """Two encoders at 64 px for 3 epochs: a trial takes a few seconds on one CPU core."""
-
-TINY_EPOCHS = 3
-
-
-@pytest.fixture(scope="session")
-def synthetic_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A competition-layout synthetic dataset: 8 training images (4 patients), 2 test, 128 px."""
-    root = tmp_path_factory.mktemp("search-data") / "synthetic"
-    generate_dataset(root, n_train=8, n_test=2, size=128, seed=0)
-    return root
 
 
 @pytest.fixture(scope="session")
