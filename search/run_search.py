@@ -13,10 +13,10 @@ the search writes into the experiment folder ``<storage-path>/<name>/``, whose f
 are kept, unfinished ones restart from their latest checkpoint, and the Optuna sampler
 continues from its saved state.
 
-Ray: without ``--address`` the search starts a private Ray instance on this machine; with
-``--address`` it joins that cluster and ships the pipeline packages to its nodes. The storage
-path must then be reachable from every node (a shared filesystem or a cloud URI is not handled
-here: the path is local).
+Ray: without ``--address`` the search starts a private Ray instance on this machine. With
+``--address`` it joins that cluster and ships the pipeline packages to its nodes. The data root
+and the storage path must then be the same paths on every node, such as a shared filesystem,
+because the search passes them as local paths (cloud storage URIs are not supported).
 """
 
 if __name__ == "__main__":  # run as a file: import the stages from the repository root
@@ -429,7 +429,7 @@ def trial_dirname(trial: Any) -> str:
 def _resume(experiment_dir: Path, options: SearchOptions) -> Path:
     if not tune.Tuner.can_restore(experiment_dir):
         raise SearchError(
-            f"cannot resume: {experiment_dir} holds no Tune experiment state; check --name and "
+            f"cannot resume: no Tune experiment state found in {experiment_dir}; check --name and "
             "--storage-path, or start a new search without --resume"
         )
     recorded = files.read_options(experiment_dir)
@@ -543,39 +543,46 @@ def _config_value(config: dict, path: str) -> Any:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """Return the argument parser of the search CLI."""
+    """Return the argument parser of the search CLI, its options in groups."""
     parser = argparse.ArgumentParser(
         prog="python search/run_search.py",
         description="Search training hyperparameters with Optuna (TPE) and ASHA on Ray Tune.",
     )
     defaults = SearchOptions()
-    add = parser.add_argument
-    add("--num-samples", type=int, default=defaults.num_samples, help="number of trials (default: %(default)s)")
-    add("--space", type=Path, default=defaults.space, help="search-space YAML file (default: the small CPU space)")
-    add("--data-root", type=Path, help="dataset root in the competition layout; default: generate a synthetic dataset in the experiment folder")
-    add("--name", help="experiment name: folder under --storage-path and Optuna study name (default: search-DATE-TIME; required with --resume)")
-    add("--storage-path", type=Path, default=defaults.storage_path, help="folder of the experiment folders (default: %(default)s)")
-    add("--cpus-per-trial", type=float, default=defaults.cpus_per_trial, help="CPUs reserved per trial (default: %(default)s)")
-    add("--gpus-per-trial", type=float, default=defaults.gpus_per_trial, help="GPUs reserved per trial, fractions allowed (default: %(default)s)")
-    add("--max-concurrent", type=int, help="most trials running at once (default: as many as the cluster fits)")
-    add("--seed", type=int, default=defaults.seed, help="seed of the sampler, the folds and the trials (default: %(default)s)")
-    add("--fold", type=int, default=defaults.fold, help="validation fold (default: %(default)s)")
-    add("--n-folds", type=int, default=defaults.n_folds, help="number of patient-grouped folds (default: %(default)s)")
-    add("--scheduler", choices=SCHEDULERS, default=defaults.scheduler, help="asha: stop weak trials early; fifo: run every trial to the end (default: %(default)s)")
-    add("--grace-period", type=int, help="epochs before ASHA may stop a trial (default: a quarter of the epochs, at least 1)")
-    add("--reduction-factor", type=int, default=defaults.reduction_factor, help="ASHA keeps about 1 in this many trials per rung (default: %(default)s)")
-    add("--n-startup-trials", type=int, help="random trials before TPE (default: min(10, max(2, num_samples // 4)))")
-    add("--max-failures", type=int, default=defaults.max_failures, help="retries of a failed trial from its checkpoint (default: %(default)s)")
-    add("--cache-dir", type=Path, help="decoded-data cache folder shared by the trials (default: the space's data.cache_dir)")
-    add("--resume", action="store_true", help="continue the interrupted experiment --storage-path/--name")
-    add("--address", help="join the Ray cluster at this address (such as HOST:6379 or auto) instead of starting one")
-    add("--num-cpus", type=int, help="CPUs of the local Ray instance (default: all)")
-    add("--num-gpus", type=float, help="GPUs of the local Ray instance (default: all detected)")
-    add("--object-store-mib", type=int, default=DEFAULT_OBJECT_STORE_MIB, help="object store of the local Ray instance in MiB (default: %(default)s)")
-    add("--no-dashboard", action="store_true", help="start the local Ray instance without its dashboard")
-    add("--dashboard-host", default="127.0.0.1", help="interface of the dashboard (default: %(default)s)")
-    add("--dashboard-port", type=int, help="port of the dashboard (default: 8265)")
-    add("--verbose", type=int, choices=range(4), default=defaults.verbose, help="Tune console output, 0 to 3 (default: %(default)s)")
+
+    search = parser.add_argument_group("search")
+    search.add_argument("--num-samples", type=int, default=defaults.num_samples, help="number of trials (default: %(default)s)")
+    search.add_argument("--space", type=Path, default=defaults.space, help="search-space YAML file (default: the small CPU space)")
+    search.add_argument("--name", help="experiment name: folder under --storage-path and Optuna study name (default: search-DATE-TIME; required with --resume)")
+    search.add_argument("--storage-path", type=Path, default=defaults.storage_path, help="folder of the experiment folders (default: %(default)s)")
+    search.add_argument("--seed", type=int, default=defaults.seed, help="seed of the sampler, the folds and the trials (default: %(default)s)")
+    search.add_argument("--scheduler", choices=SCHEDULERS, default=defaults.scheduler, help="asha: stop weak trials early; fifo: run every trial to the end (default: %(default)s)")
+    search.add_argument("--grace-period", type=int, help="epochs before ASHA may stop a trial (default: a quarter of the epochs, at least 1)")
+    search.add_argument("--reduction-factor", type=int, default=defaults.reduction_factor, help="ASHA keeps about 1 in this many trials per rung (default: %(default)s)")
+    search.add_argument("--n-startup-trials", type=int, help="random trials before TPE (default: min(10, max(2, num_samples // 4)))")
+    search.add_argument("--resume", action="store_true", help="continue the interrupted experiment --storage-path/--name")
+
+    data = parser.add_argument_group("data")
+    data.add_argument("--data-root", type=Path, help="dataset root in the competition layout (default: generate a synthetic dataset in the experiment folder)")
+    data.add_argument("--fold", type=int, default=defaults.fold, help="validation fold (default: %(default)s)")
+    data.add_argument("--n-folds", type=int, default=defaults.n_folds, help="number of patient-grouped folds (default: %(default)s)")
+    data.add_argument("--cache-dir", type=Path, help="decoded-data cache folder shared by the trials (default: the space's data.cache_dir)")
+
+    trials = parser.add_argument_group("trials")
+    trials.add_argument("--cpus-per-trial", type=float, default=defaults.cpus_per_trial, help="CPUs reserved per trial (default: %(default)s)")
+    trials.add_argument("--gpus-per-trial", type=float, default=defaults.gpus_per_trial, help="GPUs reserved per trial, fractions allowed (default: %(default)s)")
+    trials.add_argument("--max-concurrent", type=int, help="max trials running at once (default: as many as the cluster fits)")
+    trials.add_argument("--max-failures", type=int, default=defaults.max_failures, help="retries of a failed trial from its checkpoint (default: %(default)s)")
+
+    ray_group = parser.add_argument_group("Ray")
+    ray_group.add_argument("--address", help="join the Ray cluster at this address (such as HOST:6379 or auto) instead of starting one")
+    ray_group.add_argument("--num-cpus", type=int, help="CPUs of the local Ray instance (default: all)")
+    ray_group.add_argument("--num-gpus", type=float, help="GPUs of the local Ray instance (default: all detected)")
+    ray_group.add_argument("--object-store-mib", type=int, default=DEFAULT_OBJECT_STORE_MIB, help="object store of the local Ray instance in MiB (default: %(default)s)")
+    ray_group.add_argument("--no-dashboard", action="store_true", help="start the local Ray instance without its dashboard")
+    ray_group.add_argument("--dashboard-host", default="127.0.0.1", help="interface of the dashboard (default: %(default)s)")
+    ray_group.add_argument("--dashboard-port", type=int, help="port of the dashboard (default: 8265)")
+    ray_group.add_argument("--verbose", type=int, choices=range(4), default=defaults.verbose, help="Tune console output, 0 to 3 (default: %(default)s)")
     return parser
 
 

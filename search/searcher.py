@@ -6,7 +6,7 @@ after one or two epochs. TPE then ranks those early Dice scores against the scor
 early score is almost always lower, so TPE learns "short runs are bad configs" instead of
 "this config is bad".
 
-:class:`PruningOptunaSearch` tells Optuna what happened instead:
+:class:`PruningOptunaSearch` records how each trial ended instead:
 
 - a trial that reached the epoch budget (``training_iteration >= max_t``) ends ``COMPLETE``
   with its best ``val_dice`` over all epochs;

@@ -166,7 +166,7 @@ def test_invalid_options_are_rejected(tmp_path, changes, message):
 
 
 def test_resume_of_missing_experiment_fails(tmp_path):
-    with pytest.raises(SearchError, match="holds no Tune experiment state"):
+    with pytest.raises(SearchError, match="no Tune experiment state found"):
         run_search(SearchOptions(name="missing", storage_path=tmp_path, resume=True))
 
 
