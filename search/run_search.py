@@ -55,10 +55,9 @@ from search.cluster import (
 )
 from search.searcher import PruningOptunaSearch
 from search.space import SearchSpace, get_dotted, load_space
-from search.trial import run_trial
 from search.trial_log import TrialLogger, format_params, warn_if_sequential
 from trainable.config import resolve_config
-from trainable.tune_trainable import checkpoint_config
+from trainable.tune_trainable import checkpoint_config, train_tune
 
 logger = logging.getLogger("search.run_search")
 
@@ -402,7 +401,7 @@ def _max_concurrent(requested: int | None, cpus: float, gpus: float) -> int:
 
 
 def _with_resources(cpus: float, gpus: float) -> Any:
-    return tune.with_resources(run_trial, {"cpu": cpus, "gpu": gpus})
+    return tune.with_resources(train_tune, {"cpu": cpus, "gpu": gpus})
 
 
 def _scheduler(options: SearchOptions, epochs: int) -> Any:
