@@ -111,12 +111,15 @@ def dashboard_address(ray_context: Any) -> str | None:
     """Return the dashboard's "host:port" from the context ``ray.init`` returned, or None.
 
     Args:
-        ray_context: the ``RayContext`` (attribute ``dashboard_url``) or its address-info
-            mapping (key ``webui_url``).
+        ray_context: the ``RayContext`` (attribute ``dashboard_url``, else
+            ``address_info["webui_url"]``) or an address-info mapping (key ``webui_url``).
     """
     address = getattr(ray_context, "dashboard_url", None)
-    if address is None and isinstance(ray_context, Mapping):
-        address = ray_context.get("webui_url")
+    if address is None:
+        # RayContext is itself a Mapping, but item access on it is deprecated in Ray 2.60.
+        info = getattr(ray_context, "address_info", ray_context)
+        if isinstance(info, Mapping):
+            address = info.get("webui_url")
     return address or None
 
 
