@@ -65,6 +65,11 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+# Masks travel from the Dataset as uint8 and become float32 on the device: a float32 mask stack
+# at 1024 px is 121 MB per sample, and allocating it cost more than reading the cache
+# (benchmarks/bench_data_cache.py).
+MASK_DTYPE = torch.uint8
+
 Reporter = Callable[[dict[str, float], "Trainer"], None]
 """``reporter(metrics, trainer)``, called after every epoch (see :meth:`Trainer.run_epoch`)."""
 
@@ -187,8 +192,11 @@ def build_datasets(config: Mapping[str, Any]) -> tuple[HandBoneDataset, HandBone
         cache_dir=data["cache_dir"],
         transform=build_transforms(config["aug"], train=True),
         seed=config["seed"],
+        mask_dtype=MASK_DTYPE,
     )
-    val_set = HandBoneDataset(val_samples, size, cache_dir=data["cache_dir"], transform=None)
+    val_set = HandBoneDataset(
+        val_samples, size, cache_dir=data["cache_dir"], transform=None, mask_dtype=MASK_DTYPE
+    )
     logger.info(
         "fold %d: %d training and %d validation images at %d px",
         data["fold"],
@@ -312,7 +320,7 @@ class Trainer:
         rows: list[torch.Tensor] = []
         for images, masks in self.val_loader:
             logits = self._forward_logits(model, images)
-            targets = masks.to(self.device)
+            targets = masks.to(self.device).float()
             loss_sum += float(self.loss_fn(logits, targets)) * len(images)
             n_images += len(images)
             rows.append(dice_per_image_class(logits_to_masks(logits), targets > 0.5).cpu())
@@ -441,7 +449,7 @@ class Trainer:
 
     def _forward_loss(self, model: nn.Module, images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
         logits = self._forward_logits(model, images)
-        return self.loss_fn(logits, masks.to(self.device, non_blocking=True))
+        return self.loss_fn(logits, masks.to(self.device, non_blocking=True).float())
 
     def _backward(self, loss: torch.Tensor) -> None:
         if self.scaler is not None:
