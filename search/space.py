@@ -47,6 +47,7 @@ import yaml
 from ray import tune
 
 from trainable import config as training_config
+from trainable.config import set_dotted
 
 FORMAT_VERSION = 1
 """Version of the search-space file format read by this module."""
@@ -153,19 +154,6 @@ def get_dotted(config: Mapping, path: str) -> Any:
             raise KeyError(path)
         node = node[part]
     return node
-
-
-def set_dotted(config: dict, path: str, value: Any) -> None:
-    """Set the value at a dotted path of a nested dict in place, creating missing parents."""
-    parts = path.split(".")
-    node = config
-    for part in parts[:-1]:
-        child = node.get(part)
-        if not isinstance(child, dict):
-            child = {}
-            node[part] = child
-        node = child
-    node[parts[-1]] = value
 
 
 def load_space(path: str | os.PathLike) -> SearchSpace:

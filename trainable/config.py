@@ -182,16 +182,21 @@ def apply_overrides(
     result = copy.deepcopy(dict(config))
     for key, value in items:
         _check_known_key(key)
-        parts = key.split(".")
-        node = result
-        for part in parts[:-1]:
-            child = node.get(part)
-            if not isinstance(child, dict):
-                child = {}
-                node[part] = child
-            node = child
-        node[parts[-1]] = copy.deepcopy(value)
+        set_dotted(result, key, copy.deepcopy(value))
     return result
+
+
+def set_dotted(config: dict, path: str, value: Any) -> None:
+    """Set the value at a dotted path of a nested dict in place, creating missing parents."""
+    parts = path.split(".")
+    node = config
+    for part in parts[:-1]:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = {}
+            node[part] = child
+        node = child
+    node[parts[-1]] = value
 
 
 def resolve_config(

@@ -9,7 +9,8 @@ import pytest
 import torch
 from ray.tune.search.sample import Categorical, Float, Integer
 
-from search.space import Distribution, SearchSpaceError, get_dotted, load_space, set_dotted
+from search.space import Distribution, SearchSpaceError, get_dotted, load_space
+from trainable.config import set_dotted
 
 SPACES = Path(__file__).resolve().parents[2] / "search" / "spaces"
 
