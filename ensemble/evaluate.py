@@ -35,11 +35,12 @@ from pathlib import Path
 import numpy as np
 
 from data.annotations import load_annotations, rasterize
-from data.classes import CLASSES, NUM_CLASSES
+from data.classes import CLASS_INDEX, CLASSES, NUM_CLASSES
 from data.images import read_image, read_image_size
 from data.layout import Sample, discover
 from ensemble.overlays import add_caption, draw_errors, write_png
-from ensemble.submission import SubmissionIndex, masks_from_rles
+from ensemble.rle import RLEError, fill_runs, parse_runs
+from ensemble.submission import SubmissionIndex
 from trainable.metrics import dice_per_image_class
 
 logger = logging.getLogger(__name__)
@@ -193,10 +194,27 @@ def write_error_overlays(
 
 
 def _load_pair(index: SubmissionIndex, sample: Sample) -> tuple[np.ndarray, np.ndarray, int]:
-    """Return the (29, H, W) predicted and true masks of one image and its missing-row count."""
+    """Return the (29, H, W) predicted and true masks of one image and its missing-row count.
+
+    Raises:
+        ValueError: when an RLE is invalid at the image's size; the message names the CSV, the
+            line and the ``(image_name, class)`` key.
+    """
     size = read_image_size(sample.image_path)
     rles = index.read_image(sample.image_name)
-    return masks_from_rles(rles, size), truth_masks(sample, size), NUM_CLASSES - len(rles)
+    masks = np.zeros((NUM_CLASSES, size[0] * size[1]), dtype=np.uint8)
+    for class_name, text in rles.items():
+        try:
+            starts, lengths = parse_runs(text, size=size[0] * size[1])
+        except RLEError as error:
+            key = (sample.image_name, class_name)
+            raise ValueError(
+                f"{index.path} line {index.lines[key]}: invalid RLE for {key} at the image's "
+                f"size {size[0]}x{size[1]}: {error}; fix that row (ensemble/validate.py "
+                f"{index.path} --images IMAGES lists every problem)"
+            ) from None
+        fill_runs(masks[CLASS_INDEX[class_name]], starts, lengths)
+    return masks.reshape(NUM_CLASSES, *size), truth_masks(sample, size), NUM_CLASSES - len(rles)
 
 
 def _as_bool(masks: np.ndarray) -> np.ndarray:

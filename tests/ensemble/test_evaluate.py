@@ -157,3 +157,31 @@ def test_cli_writes_json(tmp_path, scored_dataset):
     assert (tmp_path / "pred.dice.png").is_file()
     assert len(list((tmp_path / "ov").iterdir())) == 2
     assert "mean" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "text, problem",
+    [("1 abc", "'abc'"), ("100 30", "ends at pixel")],  # image a is 10 x 12 = 120 pixels
+)
+def test_invalid_rle_names_file_line_and_key(tmp_path, scored_dataset, text, problem):
+    root, _ = scored_dataset
+    csv_path = tmp_path / "bad.csv"
+    rows = [("a.png", class_name, text if class_name == "Ulna" else "") for class_name in CLASSES]
+    write_submission(csv_path, rows)
+    line = 2 + CLASS_INDEX["Ulna"]  # the header is line 1
+    with pytest.raises(ValueError, match=problem) as caught:
+        evaluate_submission(csv_path, root)
+    message = str(caught.value)
+    assert str(csv_path) in message
+    assert f"line {line}:" in message
+    assert "('a.png', 'Ulna')" in message
+    assert "10x12" in message
+
+    result = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "ensemble" / "evaluate.py"), str(csv_path), "--gt", str(root)],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert f"line {line}:" in result.stderr and "('a.png', 'Ulna')" in result.stderr
+
