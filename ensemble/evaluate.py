@@ -10,12 +10,22 @@ an empty prediction on an empty truth. Ground truth comes from ``ROOT/train/outp
 rasterized by ``data.annotations`` at each image's own size. Every image of the CSV that has an
 annotation is scored; images without one are skipped and listed in the JSON.
 
+Missing predictions:
+
+- A row ``(image_name, class)`` that the CSV lacks, for an image it has other rows of, is
+  scored as an empty prediction: Dice 1 where that bone is absent from the truth, 0 otherwise.
+- An annotated image with no row at all in the CSV is not scored: the mean covers the images
+  of the CSV only, so a CSV of one validation fold can be scored against the whole dataset.
+
+Both are logged as warnings with their count and a few examples, and counted in the JSON.
+
 JSON output (``format_version`` 1)::
 
     {"format_version": 1, "prediction": ..., "gt_root": ..., "classes": [29 names],
      "images": N, "mean": float, "per_class": {class: float},
      "per_image": {image_name: {"mean": float, "dice": {class: float}}},
-     "skipped_images": [names without ground truth], "missing_rows": int}
+     "skipped_images": [names without ground truth], "missing_rows": int,
+     "unpredicted_images": [annotated names without rows]}
 """
 
 if __name__ == "__main__":  # run as a file: import the stages from the repository root
@@ -56,13 +66,16 @@ class Evaluation:
         image_names: scored images, in CSV order.
         dice: (N, 29) float64 Dice in [0, 1].
         skipped_images: images of the CSV without ground truth.
-        missing_rows: (image, class) rows absent from the CSV, scored as empty predictions.
+        missing_rows: (image, class) rows of scored images absent from the CSV, scored as
+            empty predictions.
+        unpredicted_images: annotated images with no row in the CSV; not scored.
     """
 
     image_names: list[str]
     dice: np.ndarray
     skipped_images: list[str] = field(default_factory=list)
     missing_rows: int = 0
+    unpredicted_images: list[str] = field(default_factory=list)
 
     def per_class(self) -> np.ndarray:
         """Return the (29,) mean Dice of each class over the images."""
@@ -92,6 +105,7 @@ class Evaluation:
             },
             "skipped_images": list(self.skipped_images),
             "missing_rows": self.missing_rows,
+            "unpredicted_images": list(self.unpredicted_images),
         }
 
 
@@ -136,7 +150,7 @@ def evaluate_submission(
     names: list[str] = []
     rows: list[np.ndarray] = []
     skipped: list[str] = []
-    missing_rows = 0
+    missing_keys: list[tuple[str, str]] = []
 
     with SubmissionIndex(prediction) as index:
         for image_name in index.images:
@@ -145,7 +159,7 @@ def evaluate_submission(
                 skipped.append(image_name)
                 continue
             prediction_masks, truth, absent = _load_pair(index, sample)
-            missing_rows += absent
+            missing_keys.extend((image_name, class_name) for class_name in absent)
             names.append(image_name)
             rows.append(dice_scores(prediction_masks, truth))
             logger.debug("%s: mean Dice %.4f", image_name, rows[-1].mean())
@@ -158,11 +172,42 @@ def evaluate_submission(
         if skipped:
             logger.warning("%d images of %s have no ground truth and were skipped", len(skipped),
                            prediction)
-        evaluation = Evaluation(names, np.stack(rows), skipped, missing_rows)
+        predicted = set(index.images)
+        unpredicted = [name for name in annotated if name not in predicted]
+        _warn_missing(prediction, gt_root, missing_keys, unpredicted, len(names))
+        evaluation = Evaluation(names, np.stack(rows), skipped, len(missing_keys), unpredicted)
 
         if overlays_dir is not None and worst > 0:
             write_error_overlays(evaluation, index, annotated, Path(overlays_dir), worst)
     return evaluation
+
+
+def _warn_missing(
+    prediction: str | os.PathLike,
+    gt_root: str | os.PathLike,
+    missing_keys: list[tuple[str, str]],
+    unpredicted: list[str],
+    scored: int,
+) -> None:
+    """Log the rows and annotated images that the CSV lacks, with a few examples of each."""
+    if missing_keys:
+        logger.warning(
+            "%s lacks %d (image_name, class) rows of its %d scored images, e.g. %s; each is "
+            "scored as an empty prediction (Dice 1 where the bone is absent, else 0); run "
+            "ensemble/validate.py on the CSV to list them all",
+            prediction, len(missing_keys), scored, _examples(missing_keys),
+        )
+    if unpredicted:
+        logger.warning(
+            "%d annotated images under %s have no row in %s, e.g. %s; they are not scored: the "
+            "mean covers the %d images of the CSV only",
+            len(unpredicted), gt_root, prediction, _examples(unpredicted), scored,
+        )
+
+
+def _examples(items: list, count: int = 3) -> str:
+    shown = ", ".join(str(item) for item in items[:count])
+    return shown + (f" and {len(items) - count} more" if len(items) > count else "")
 
 
 def write_error_overlays(
@@ -193,8 +238,10 @@ def write_error_overlays(
     return written
 
 
-def _load_pair(index: SubmissionIndex, sample: Sample) -> tuple[np.ndarray, np.ndarray, int]:
-    """Return the (29, H, W) predicted and true masks of one image and its missing-row count.
+def _load_pair(
+    index: SubmissionIndex, sample: Sample
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Return the (29, H, W) predicted and true masks of one image and its classes without a row.
 
     Raises:
         ValueError: when an RLE is invalid at the image's size; the message names the CSV, the
@@ -214,7 +261,8 @@ def _load_pair(index: SubmissionIndex, sample: Sample) -> tuple[np.ndarray, np.n
                 f"{index.path} --images IMAGES lists every problem)"
             ) from None
         fill_runs(masks[CLASS_INDEX[class_name]], starts, lengths)
-    return masks.reshape(NUM_CLASSES, *size), truth_masks(sample, size), NUM_CLASSES - len(rles)
+    absent = [class_name for class_name in CLASSES if class_name not in rles]
+    return masks.reshape(NUM_CLASSES, *size), truth_masks(sample, size), absent
 
 
 def _as_bool(masks: np.ndarray) -> np.ndarray:

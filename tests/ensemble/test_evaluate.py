@@ -185,3 +185,33 @@ def test_invalid_rle_names_file_line_and_key(tmp_path, scored_dataset, text, pro
     assert "Traceback" not in result.stderr
     assert f"line {line}:" in result.stderr and "('a.png', 'Ulna')" in result.stderr
 
+
+def test_missing_rows_and_images_are_warned(tmp_path, scored_dataset, caplog):
+    root, _ = scored_dataset
+    csv_path = tmp_path / "partial.csv"
+    # Image b has only its Ulna row (28 rows missing); image a has no row at all.
+    write_submission(csv_path, [("b.png", "Ulna", flat_rle((7, 5), slice(1, 4), slice(1, 3)))])
+    with caplog.at_level("WARNING", logger="ensemble.evaluate"):
+        evaluation = evaluate_submission(csv_path, root)
+    assert evaluation.image_names == ["b.png"]
+    assert evaluation.unpredicted_images == ["a.png"]
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    rows_warning = next(w for w in warnings if "rows" in w and "lacks" in w)
+    assert f"lacks {NUM_CLASSES - 1} (image_name, class) rows" in rows_warning
+    assert "('b.png', 'finger-1')" in rows_warning  # an example, in CLASSES order
+    assert f"and {NUM_CLASSES - 4} more" in rows_warning
+    assert "empty prediction" in rows_warning
+    images_warning = next(w for w in warnings if "annotated images" in w)
+    assert images_warning.startswith("1 annotated images")
+    assert "a.png" in images_warning and "not scored" in images_warning
+
+    result = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "ensemble" / "evaluate.py"), str(csv_path), "--gt", str(root)],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "lacks 28 (image_name, class) rows" in result.stderr
+    assert "a.png" in result.stderr
+    document = json.loads((tmp_path / "partial.dice.json").read_text(encoding="utf-8"))
+    assert document["missing_rows"] == NUM_CLASSES - 1
+    assert document["unpredicted_images"] == ["a.png"]
