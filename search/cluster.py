@@ -13,6 +13,7 @@ import importlib
 import logging
 import math
 import signal
+import socket
 import threading
 from dataclasses import dataclass
 from types import ModuleType
@@ -36,6 +37,13 @@ default (30 % of RAM) reserves gigabytes of shared memory that a search never us
 """
 
 _PY_MODULE_EXCLUDES = ["__pycache__", "*.pyc"]
+
+CONNECT_TIMEOUT_S = 5.0
+"""Seconds to wait for a TCP connection to the head node given by --address."""
+
+
+class ClusterConnectionError(ValueError):
+    """No Ray cluster answers at the address the search was told to join."""
 
 
 class ResourceRequestError(ValueError):
@@ -98,6 +106,7 @@ def start_ray(options: RayOptions) -> Any:
         context = ray.init(address="local", **_local_init_kwargs(options))
     else:
         _warn_ignored_local_options(options)
+        check_cluster_reachable(options.address)
         context = ray.init(
             address=options.address,
             runtime_env={"py_modules": stage_modules(), "excludes": _PY_MODULE_EXCLUDES},
@@ -116,6 +125,32 @@ def start_ray(options: RayOptions) -> Any:
     if options.address is not None or options.include_dashboard:
         logger.info("%s", dashboard.describe_dashboard(context))
     return context
+
+
+def check_cluster_reachable(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
+    """Raise ClusterConnectionError unless a TCP connection to ``address`` ("HOST:PORT") opens.
+
+    ``ray.init`` keeps retrying an address where no cluster listens, for minutes and without an
+    error of its own (Ray 2.60), so a wrong ``--address`` is checked here first. "auto" and
+    "ray://" client addresses are left to Ray.
+    """
+    if address == "auto" or "://" in address:
+        return
+    host, separator, port_text = address.rpartition(":")
+    if not separator or not host or not port_text.isdigit():
+        raise ClusterConnectionError(
+            f"invalid --address {address!r}: expected HOST:PORT of the head node's GCS "
+            "(such as 10.0.0.5:6379) or 'auto'"
+        )
+    try:
+        with socket.create_connection((host, int(port_text)), timeout=timeout_s):
+            pass
+    except OSError as error:
+        raise ClusterConnectionError(
+            f"no Ray cluster answers at {address} ({error}); start one with `ray start --head` "
+            "on the head node and pass the address it prints, or leave out --address to start "
+            "a local Ray instance"
+        ) from None
 
 
 def _local_init_kwargs(options: RayOptions) -> dict[str, Any]:

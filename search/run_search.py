@@ -41,6 +41,7 @@ import ray
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
+from data.check import check_dataset
 from data.layout import DatasetIndex, discover
 from data.splits import make_splits, write_splits
 from data.synth import generate_dataset
@@ -62,6 +63,7 @@ from trainable.tune_trainable import checkpoint_config, train_tune
 logger = logging.getLogger("search.run_search")
 
 METRIC = "val_dice"
+MAX_LISTED_DATA_ERRORS = 10
 MODE = "max"
 DEFAULT_SPACE = Path(__file__).resolve().parent / "spaces" / "cpu_small.yaml"
 DEFAULT_STORAGE_PATH = Path("runs") / "ray_results"
@@ -225,6 +227,7 @@ def _start(experiment_dir: Path, options: SearchOptions) -> Path:
     index = splits = None
     if options.data_root is not None:
         index = _discover(Path(options.data_root))
+        _check_data(Path(options.data_root))
         splits = _make_splits(index, options)
 
     # Ray and the resource check come before any file is written, so a request that fits no
@@ -311,6 +314,26 @@ def _discover(data_root: Path) -> DatasetIndex:
             "in the competition layout (python -m data.check ROOT lists what is wrong)"
         )
     return index
+
+
+def _check_data(data_root: Path) -> None:
+    """Decode every image and annotation once; raise SearchError listing the broken files.
+
+    Trials would otherwise meet a broken file in their first epoch, and every retry from a
+    checkpoint would meet it again.
+    """
+    logger.info("checking every image and annotation under %s", data_root)
+    report = check_dataset(data_root, decode=True)
+    for warning in report.warnings:
+        logger.warning("dataset %s: %s", data_root, warning)
+    if not report.ok:
+        listed = "\n  ".join(report.errors[:MAX_LISTED_DATA_ERRORS])
+        more = len(report.errors) - MAX_LISTED_DATA_ERRORS
+        suffix = f"\n  ... and {more} more" if more > 0 else ""
+        raise SearchError(
+            f"the dataset {data_root} has {len(report.errors)} error(s):\n  {listed}{suffix}\n"
+            f"fix or remove these files (python -m data.check {data_root} --decode lists them all)"
+        )
 
 
 def _make_splits(index: DatasetIndex, options: SearchOptions) -> dict:
@@ -633,7 +656,11 @@ def _forward_sigterm_as_sigint() -> Any:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the search CLI; return 0 when every trial ended, 130 when the search was interrupted."""
+    """Run the search CLI.
+
+    Returns 0 when every trial ended, 1 when every trial failed, 2 on invalid input and 130 when
+    the search was interrupted.
+    """
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     previous_sigterm = _forward_sigterm_as_sigint()
@@ -648,6 +675,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         signal.signal(signal.SIGTERM, previous_sigterm)
     summary = files.read_summary(experiment_dir)
+    if summary["finished"] and summary["best"] is None:
+        logger.error(
+            "every trial of %s failed before reporting %s; each trial folder under %s has its "
+            "error.txt", experiment_dir.name, METRIC, experiment_dir,
+        )
+        return 1
     return 0 if summary["finished"] else 130
 
 

@@ -52,11 +52,13 @@ class TrialLogger(Callback):
         )
 
     def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        """Log a failed trial that Tune restarts from its latest checkpoint."""
+        """Log a failed trial that Tune restarts, from its latest checkpoint when it has one."""
+        has_checkpoint = getattr(trial, "checkpoint", None) is not None
         logger.warning(
-            "trial %s failed (failure %d) and restarts from its latest checkpoint: %s",
+            "trial %s failed (failure %d) and restarts %s: %s",
             trial.trial_id,
             trial.num_failures,
+            "from its latest checkpoint" if has_checkpoint else "from epoch 1 (no checkpoint yet)",
             _first_line(trial.error_file),
         )
 

@@ -92,3 +92,39 @@ def test_search_too_large_for_cluster_fails_fast(tmp_path, synthetic_root):
     assert "a trial requests 3 CPUs and 0.5 GPUs, more than any single alive node has" in message
     assert "the largest node has 2 CPUs and 0 GPUs" in message
     assert not (Path(tmp_path) / "too-large").exists()
+
+
+def _unused_local_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_unreachable_address_fails_at_once():
+    from search.cluster import ClusterConnectionError, check_cluster_reachable
+
+    address = f"127.0.0.1:{_unused_local_port()}"
+    with pytest.raises(ClusterConnectionError, match="no Ray cluster answers at 127.0.0.1") as caught:
+        check_cluster_reachable(address, timeout_s=2)
+    assert "ray start --head" in str(caught.value)
+
+
+@pytest.mark.parametrize("address", ["6379", "headnode", ":6379", "host:port"])
+def test_malformed_address_is_rejected(address):
+    from search.cluster import ClusterConnectionError, check_cluster_reachable
+
+    with pytest.raises(ClusterConnectionError, match="expected HOST:PORT"):
+        check_cluster_reachable(address)
+
+
+def test_cli_with_unreachable_address_exits_2(tmp_path, synthetic_root, caplog):
+    from search.run_search import main
+
+    code = main(["--data-root", str(synthetic_root), "--n-folds", "2", "--name", "joined", "--storage-path",
+                 str(tmp_path), "--address", f"127.0.0.1:{_unused_local_port()}"])
+
+    assert code == 2
+    assert "no Ray cluster answers" in caplog.text
+    assert not (tmp_path / "joined").exists()

@@ -192,3 +192,26 @@ def test_cli_help_lists_the_options(capsys):
                  "--cpus-per-trial", "--gpus-per-trial", "--max-concurrent", "--seed", "--fold",
                  "--n-folds", "--resume", "--address", "--object-store-mib"):
         assert flag in text
+
+
+def _copy_dataset(source: Path, target: Path) -> Path:
+    import shutil
+
+    shutil.copytree(source, target)
+    return target
+
+
+@pytest.mark.parametrize("broken", ["json", "png"])
+def test_cli_rejects_broken_dataset_before_ray(tmp_path, synthetic_root, tiny_space, caplog, broken):
+    root = _copy_dataset(synthetic_root, tmp_path / "data")
+    folder = "outputs_json" if broken == "json" else "DCM"
+    victim = sorted((root / "train" / folder).rglob(f"*.{broken}"))[0]
+    victim.write_bytes(victim.read_bytes()[:60])
+
+    code = main(["--space", str(tiny_space), "--data-root", str(root), "--name", "broken",
+                 "--storage-path", str(tmp_path / "runs"), "--no-dashboard"])
+
+    assert code == 2
+    assert victim.name in caplog.text
+    assert "python -m data.check" in caplog.text
+    assert not (tmp_path / "runs" / "broken").exists()
