@@ -55,7 +55,7 @@ _GROUP_BASE_RGB: dict[str, tuple[int, int, int]] = {
     "ring": (60, 180, 75),
     "little": (0, 130, 200),
     "carpals": (145, 30, 180),
-    "forearm": (128, 128, 128),
+    "forearm": (70, 240, 240),
 }
 
 
