@@ -50,7 +50,7 @@ from data.classes import CLASSES
 from data.images import read_image
 from data.layout import Sample
 from ensemble.fold import FoldScores, collect_fold_predictions, same_fold, score_fold, validation_fold
-from ensemble.image_folders import find_images
+from ensemble.image_folders import find_images, image_sizes
 from ensemble.overlays import add_caption, draw_masks, write_png
 from ensemble.predict import DEVICES, Member, predict_ensemble, select_device
 from ensemble.selection import SELECTIONS, greedy_selection, leaderboard_members, top_k
@@ -181,6 +181,7 @@ def build_ensemble(options: BuildOptions) -> BuildReport:
         ValueError: on invalid options, an unreadable experiment, checkpoint or image.
     """
     _check_options(options)
+    _check_paths(options)
     started = time.perf_counter()
     thresholds = (
         load_thresholds(options.thresholds_file, default=options.threshold)
@@ -188,17 +189,28 @@ def build_ensemble(options: BuildOptions) -> BuildReport:
         else as_class_thresholds(options.threshold, len(CLASSES))
     )
     device = select_device(options.device)
+    # Every image header is read before any model is loaded, so a bad image fails in seconds.
+    samples = _find_samples(options.images) if options.images is not None else None
     candidates = leaderboard_members(load_experiment(options.experiment).leaderboard())
     report = BuildReport(options, [], thresholds, None)
 
     if options.selection == "greedy":
         members = _greedy_members(candidates, options, thresholds, device, report)
     else:
-        members = [member.load(device) for member in top_k(candidates, options.top_k)]
+        chosen = top_k(candidates, options.top_k)
+        if options.voting == "soft":
+            parse_weights(options.weights, len(chosen))  # the count, before loading the models
+        else:
+            _min_votes(options, len(chosen))
+        members = [member.load(device) for member in chosen]
     _set_weights(members, options)
     min_votes = _min_votes(options, len(members)) if options.voting == "hard" else None
     report.members, report.min_votes = members, min_votes
     report.timings["load_and_select"] = time.perf_counter() - started
+    if samples is None:
+        # NOTE: the default folder comes from the members' training config, so its images are
+        # checked only once the models are loaded (still before the fold is scored).
+        samples = _find_samples(Path(members[0].config["data"]["root"]))
 
     if options.score_fold:
         step = time.perf_counter()
@@ -206,7 +218,7 @@ def build_ensemble(options: BuildOptions) -> BuildReport:
         report.timings["fold"] = time.perf_counter() - step
 
     step = time.perf_counter()
-    sizes = _predict_images(members, options, thresholds, min_votes or 1, report)
+    sizes = _predict_images(members, samples, options, thresholds, min_votes or 1, report)
     report.timings["predict"] = time.perf_counter() - step
 
     report.problems = [str(problem) for problem in find_problems(options.out, sizes=sizes)]
@@ -313,14 +325,55 @@ def _score_fold(
     report.fold_scores = score_fold(members, fold.samples, voting, thresholds, min_votes)
 
 
+def _check_paths(options: BuildOptions) -> None:
+    """Reject missing or wrong-kind paths and a malformed --weights before any slow work."""
+    problems = []
+    if options.images is not None and not options.images.expanduser().is_dir():
+        problems.append(
+            f"--images {options.images} is not a folder; give a competition root (with "
+            "test/DCM) or a folder of images, or leave it out to use the members' test/DCM"
+        )
+    if options.out.is_dir():
+        problems.append(f"--out {options.out} is a folder; give the path of the CSV file to write")
+    if options.thresholds_file is not None and not options.thresholds_file.is_file():
+        problems.append(
+            f"--thresholds-file {options.thresholds_file} is not a file; give a YAML/JSON file "
+            "mapping class names (and 'default') to thresholds"
+        )
+    if options.weights is not None and options.voting == "soft":
+        values = options.weights.split(",")
+        try:  # the format only: the count is checked once the members are known
+            parse_weights(options.weights, len(values))
+        except ValueError as error:
+            problems.append(str(error))
+    if problems:
+        raise ValueError("invalid ensemble options: " + "; ".join(problems))
+
+
+def _find_samples(folder: Path) -> list[Sample]:
+    """List the images of ``folder`` and read every header, so a bad file fails before the work.
+
+    Raises:
+        ValueError: naming the folder or the unreadable file and what to do.
+    """
+    try:
+        samples = find_images(folder)
+        sizes = image_sizes(samples)
+    except ValueError as error:  # LayoutError, ImageReadError
+        raise ValueError(
+            f"images to predict ({folder}): {error}; fix or remove that file, or point --images "
+            "to another folder"
+        ) from None
+    logger.info("found %d images under %s; every header is readable", len(sizes), folder)
+    return samples
+
+
 def _predict_images(
-    members: list[Member], options: BuildOptions, thresholds: np.ndarray, min_votes: int,
-    report: BuildReport,
+    members: list[Member], samples: list[Sample], options: BuildOptions, thresholds: np.ndarray,
+    min_votes: int, report: BuildReport,
 ) -> dict[str, tuple[int, int]]:
-    """Predict the images of the options and record them in the report."""
-    images_dir = options.images or Path(members[0].config["data"]["root"])
-    samples = find_images(images_dir)
-    logger.info("predicting %d images of %s with %d members", len(samples), images_dir, len(members))
+    """Predict the images and record them in the report."""
+    logger.info("predicting %d images with %d members", len(samples), len(members))
     sizes = write_predictions(
         members, samples, options.out, options.voting, thresholds, min_votes, options.overlays
     )

@@ -202,7 +202,10 @@ def parse_weights(text: str | None, members: int) -> list[float] | str | None:
             "'2,1,1'"
         ) from None
     if len(weights) != members:
-        raise ValueError(f"--weights has {len(weights)} values for {members} members")
+        raise ValueError(
+            f"--weights has {len(weights)} values for {members} members; give one number per "
+            "member (the --top-k best trials that have a checkpoint) or 'dice'"
+        )
     if any(not math.isfinite(w) or w < 0 for w in weights) or sum(weights) <= 0:
         raise ValueError(f"--weights must be non-negative with a positive sum, got {weights}")
     return weights

@@ -126,6 +126,34 @@ def test_invalid_options(ensemble_experiment, tmp_path, changes, message):
         build_ensemble(options(ensemble_experiment, tmp_path, score_fold=False, **changes))
 
 
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        (dict(weights="1,2,3"), "3 values for 2 members; give one number per member"),
+        (dict(voting="hard", min_votes=3), "between 1 and 2"),
+    ],
+)
+def test_member_count_checks_come_before_loading(ensemble_experiment, tmp_path, caplog, changes,
+                                                 message):
+    with caplog.at_level("INFO", logger="ensemble"):
+        with pytest.raises(ValueError, match=message):
+            build_ensemble(options(ensemble_experiment, tmp_path, **changes))
+    assert not [r for r in caplog.records if r.getMessage().startswith("loaded trial")]
+
+
+def test_bad_image_fails_before_loading(ensemble_experiment, tmp_path, caplog):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    assert cv2.imwrite(str(folder / "a.png"), np.full((8, 6), 90, np.uint8))
+    (folder / "b.png").write_bytes(b"not an image")
+    with caplog.at_level("INFO", logger="ensemble"):
+        with pytest.raises(ValueError, match=r"b\.png"):
+            build_ensemble(options(ensemble_experiment, tmp_path, images=folder,
+                                   overlays=tmp_path / "ov"))
+    assert not [r for r in caplog.records if r.getMessage().startswith("loaded trial")]
+    assert not (tmp_path / "ov").exists()
+
+
 def test_cli_with_thresholds_file(ensemble_experiment, tmp_path):
     thresholds = tmp_path / "t.yaml"
     thresholds.write_text("default: 0.4\nRadius: 0.6\n", encoding="utf-8")
