@@ -41,6 +41,7 @@ import ray
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
+from data.cache import default_cache_dir
 from data.check import check_dataset
 from data.layout import DatasetIndex, discover
 from data.splits import make_splits, write_splits
@@ -108,7 +109,8 @@ class SearchOptions:
             ``min(10, max(2, num_samples // 4))``.
         max_failures: retries of a failed trial from its latest checkpoint.
         cache_dir: ``data.cache_dir`` of every trial (decoded images shared by trials); None
-            keeps the space's value.
+            keeps the space's value, or uses ``data.cache.default_cache_dir()`` when the space
+            sets none.
         resume: continue the interrupted experiment ``storage_path/name``.
         ray: how to start or join Ray.
         verbose: Tune's console verbosity, 0 (silent) to 3.
@@ -244,6 +246,10 @@ def _start(experiment_dir: Path, options: SearchOptions) -> Path:
     experiment_dir.mkdir(parents=True, exist_ok=True)
     logger.info("search %s: %d trials, experiment folder %s", options.name, options.num_samples, experiment_dir)
     overrides = _prepare_data(experiment_dir, options, index, splits)
+    if "data.cache_dir" not in overrides and space.base_config.get("data", {}).get("cache_dir") is None:
+        # Trials of one machine then decode each image once per input size, not once per trial.
+        overrides["data.cache_dir"] = str(default_cache_dir())
+    logger.info("decoded-data cache: %s", overrides.get("data.cache_dir", "set by the space file"))
     files.write_base_config(experiment_dir, _base_config(space, overrides))
     files.copy_space(experiment_dir, space.source)
     n_startup = options.n_startup_trials or min(10, max(2, options.num_samples // 4))
@@ -588,7 +594,7 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--data-root", type=Path, help="dataset root in the competition layout (default: generate a synthetic dataset in the experiment folder)")
     data.add_argument("--fold", type=int, default=defaults.fold, help="validation fold (default: %(default)s)")
     data.add_argument("--n-folds", type=int, default=defaults.n_folds, help="number of patient-grouped folds (default: %(default)s)")
-    data.add_argument("--cache-dir", type=Path, help="decoded-data cache folder shared by the trials (default: the space's data.cache_dir)")
+    data.add_argument("--cache-dir", type=Path, help="decoded-data cache folder shared by the trials (default: the space's data.cache_dir, else $HANDBONE_CACHE_DIR or ~/.cache/handbone-search/decoded)")
 
     trials = parser.add_argument_group("trials")
     trials.add_argument("--cpus-per-trial", type=float, default=defaults.cpus_per_trial, help="CPUs reserved per trial (default: %(default)s)")

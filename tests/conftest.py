@@ -96,3 +96,17 @@ def _no_ray_left_running():
     ray = sys.modules.get("ray")
     if ray is not None and ray.is_initialized():
         ray.shutdown()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_decoded_cache(tmp_path_factory: pytest.TempPathFactory):
+    """Point the default decoded-data cache at a temporary folder, not the user's ~/.cache."""
+    import os
+
+    previous = os.environ.get("HANDBONE_CACHE_DIR")
+    os.environ["HANDBONE_CACHE_DIR"] = str(tmp_path_factory.mktemp("decoded-cache"))
+    yield
+    if previous is None:
+        os.environ.pop("HANDBONE_CACHE_DIR", None)
+    else:
+        os.environ["HANDBONE_CACHE_DIR"] = previous

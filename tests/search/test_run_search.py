@@ -215,3 +215,14 @@ def test_cli_rejects_broken_dataset_before_ray(tmp_path, synthetic_root, tiny_sp
     assert victim.name in caplog.text
     assert "python -m data.check" in caplog.text
     assert not (tmp_path / "runs" / "broken").exists()
+
+
+@pytest.mark.slow
+def test_trials_share_the_default_cache(tiny_search):
+    import os
+
+    base = yaml.safe_load((tiny_search / files.BASE_CONFIG_FILE).read_text())
+    cache_dir = Path(base["data"]["cache_dir"])
+
+    assert cache_dir == Path(os.environ["HANDBONE_CACHE_DIR"])
+    assert list(cache_dir.rglob("*.npy")), "no trial wrote the decoded cache"
