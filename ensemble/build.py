@@ -333,6 +333,11 @@ def _check_paths(options: BuildOptions) -> None:
             f"--images {options.images} is not a folder; give a competition root (with "
             "test/DCM) or a folder of images, or leave it out to use the members' test/DCM"
         )
+    if options.overlays is not None and options.overlays.exists() and not options.overlays.is_dir():
+        problems.append(
+            f"--overlays {options.overlays} exists and is not a folder; give a folder (new or "
+            "existing) for the PNG overlays"
+        )
     if options.out.is_dir():
         problems.append(f"--out {options.out} is a folder; give the path of the CSV file to write")
     if options.thresholds_file is not None and not options.thresholds_file.is_file():

@@ -48,6 +48,13 @@ def test_bad_options_fail_before_the_experiment_is_read(tmp_path, changes, expec
         build_ensemble(early_options(tmp_path, **changes))
 
 
+def test_overlays_path_that_is_a_file(tmp_path):
+    existing = tmp_path / "overlays.txt"
+    existing.write_text("not a folder", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"--overlays .*overlays.txt exists and is not a folder"):
+        build_ensemble(early_options(tmp_path, overlays=existing))
+
+
 def test_out_that_is_a_folder(tmp_path):
     with pytest.raises(ValueError, match=r"--out .* is a folder"):
         build_ensemble(early_options(tmp_path, out=tmp_path))
@@ -60,3 +67,16 @@ def test_unreadable_image_fails_before_any_model(tmp_path, content):
         build_ensemble(early_options(tmp_path, images=folder))
     assert "point --images to another folder" in str(caught.value)
     assert not (tmp_path / "sub.csv").exists()
+
+
+def test_cli_errors_without_traceback(tmp_path):
+    existing = tmp_path / "overlays.txt"
+    existing.write_text("", encoding="utf-8")
+    result = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "ensemble" / "build.py"), "--experiment",
+         str(tmp_path / "none"), "--overlays", str(existing), "--out", str(tmp_path / "s.csv")],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert f"--overlays {existing} exists and is not a folder" in result.stderr
