@@ -73,7 +73,8 @@ def vote_csvs(
         default_size: (H, W) used without ``sizes``.
 
     Raises:
-        ValueError: on fewer than two inputs, a bad ``min_votes``, an unreadable input (bad
+        ValueError: on fewer than two inputs, a bad ``min_votes``, ``out`` naming one of the
+            inputs (checked before anything is written), an unreadable input (bad
             header, duplicate key) or an invalid RLE, naming the file and line.
     """
     if len(inputs) < 2:
@@ -81,6 +82,7 @@ def vote_csvs(
     min_votes = len(inputs) // 2 + 1 if min_votes is None else min_votes
     if not 1 <= min_votes <= len(inputs):
         raise ValueError(f"--min-votes must be between 1 and {len(inputs)}, got {min_votes}")
+    _check_out_is_new(inputs, out)
 
     with ExitStack() as stack:
         indexes = [stack.enter_context(SubmissionIndex(path)) for path in inputs]
@@ -101,6 +103,21 @@ def vote_csvs(
         logger.warning("%d rows were absent from an input and counted as empty masks", missing)
     problems = find_problems(out, sizes=sizes, default_size=default_size)
     return VoteSummary(len(images), rows, missing, problems)
+
+
+def _check_out_is_new(inputs: Sequence[str | os.PathLike], out: str | os.PathLike) -> None:
+    """Raise ValueError when ``out`` is one of the inputs (same file through any path or link)."""
+    target = Path(out).resolve()
+    for path in inputs:
+        source = Path(path)
+        same = source.resolve() == target
+        if not same and source.exists() and target.exists():
+            same = os.path.samefile(source, target)  # hard links
+        if same:
+            raise ValueError(
+                f"--out {out} is the input {path}; writing it would replace a CSV that is "
+                "being voted on; give another --out path"
+            )
 
 
 def _union_of_images(indexes: list[SubmissionIndex]) -> list[str]:

@@ -126,3 +126,37 @@ def test_cli_with_image_sizes(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "2 images, 58 rows" in result.stdout
     assert len(read_submission(out)) == 58
+
+
+@pytest.mark.parametrize("how", ["same", "relative", "symlink", "hardlink"])
+def test_out_that_is_an_input_is_rejected(tmp_path, monkeypatch, how):
+    a = write_masks(tmp_path / "a.csv", random_stacks(1))
+    b = write_masks(tmp_path / "b.csv", random_stacks(2))
+    before = a.read_bytes()
+    monkeypatch.chdir(tmp_path)
+    out = {"same": a, "relative": Path("sub") / ".." / "a.csv"}.get(how)
+    if how == "symlink":
+        out = tmp_path / "link.csv"
+        out.symlink_to(a)
+    elif how == "hardlink":
+        out = tmp_path / "hard.csv"
+        out.hardlink_to(a)
+    with pytest.raises(ValueError, match=r"--out .* is the input .*a\.csv; .*give another --out"):
+        vote_csvs([a, b], out)
+    assert a.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")) == []
+
+
+def test_cli_out_that_is_an_input(tmp_path):
+    a = write_masks(tmp_path / "a.csv", random_stacks(1))
+    b = write_masks(tmp_path / "b.csv", random_stacks(2))
+    before = b.read_bytes()
+    result = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "ensemble" / "vote_csv.py"), str(a), str(b),
+         "--out", str(b), "--default-size", "4x6"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert f"--out {b} is the input {b}" in result.stderr
+    assert b.read_bytes() == before
