@@ -72,14 +72,16 @@ def find_problems(
         default_size: (H, W) used when ``sizes`` is None.
 
     Returns:
-        The problems in file order, then the per-image and missing-image problems; empty when
-        the file is valid.
+        The problems in file order, then the per-image problems (missing classes, images not
+        in ``sizes``: one problem per image, at its first row) and the images of ``sizes``
+        without rows; empty when the file is valid.
     """
     path = Path(path)
     problems: list[Problem] = []
     seen: dict[Key, int] = {}
     classes_of_image: dict[str, set[str]] = {}
     first_row_of_image: dict[str, int] = {}
+    rows_outside: dict[str, int] = {}  # image name -> rows, for images not in ``sizes``
 
     try:
         lines = iter_lines(path)
@@ -105,6 +107,8 @@ def find_problems(
                 image_name, class_name = fields[0], fields[1]
                 classes_of_image.setdefault(image_name, set()).add(class_name)
                 first_row_of_image.setdefault(image_name, line_number)
+            if sizes is not None and len(fields) == len(HEADER) and fields[0] not in sizes:
+                rows_outside[fields[0]] = rows_outside.get(fields[0], 0) + 1
     except SubmissionError as error:
         return [Problem(None, str(error))]
 
@@ -113,6 +117,14 @@ def find_problems(
     if not seen:
         problems.append(Problem(None, f"{path} has a header but no rows"))
     problems.extend(_missing_class_problems(classes_of_image, first_row_of_image))
+    for name, count in rows_outside.items():
+        problems.append(
+            Problem(
+                first_row_of_image.get(name),
+                f"image {name!r} ({count} rows) is not in the image folder; pass the folder "
+                "that holds every image of the CSV to --images",
+            )
+        )
     if sizes is not None:
         missing = [name for name in sizes if name not in classes_of_image]
         for name in missing:
@@ -153,13 +165,9 @@ def _check_row(
 
     size = default_size
     if sizes is not None:
-        if image_name not in sizes:
-            problems.append(
-                Problem(line_number, f"image {image_name!r} is not in the image folder")
-            )
-            size = None
-        else:
-            size = sizes[image_name]
+        # An image missing from the folder is reported once, by find_problems; its runs are
+        # checked without a size.
+        size = sizes.get(image_name)
     try:
         parse_runs(text, size=size[0] * size[1] if size is not None else None)
     except RLEError as error:

@@ -136,7 +136,12 @@ def test_sizes_from_images(tmp_path):
     assert by_row[3] == [
         "invalid RLE of 3x5: run 1 ('15 2') ends at pixel 16, past the last pixel 15 of the image"
     ]
-    assert by_row[2 + 29] == ["image 'b.png' is not in the image folder"]
+    # One problem for the 29 rows of b.png, at its first row, not one per row.
+    assert by_row[2 + 29] == [
+        "image 'b.png' (29 rows) is not in the image folder; pass the folder that holds every "
+        "image of the CSV to --images"
+    ]
+    assert sum(len(messages) for messages in by_row.values()) == 3
     assert by_row[None] == ["image 'c.jpg' has no rows (expected 29, one per class)"]
 
 
