@@ -311,6 +311,7 @@ def plot_per_class(evaluation: Evaluation, path: str | os.PathLike, title: str =
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
+        prog="python ensemble/evaluate.py",
         description="Score a submission CSV against the annotations of a dataset (Dice per "
         "image and class; empty prediction on empty truth scores 1)."
     )

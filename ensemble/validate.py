@@ -208,6 +208,7 @@ def _unknown_class_message(class_name: str) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
+        prog="python ensemble/validate.py",
         description="Check a submission CSV; prints each problem with its row number "
         "(the header is row 1) and exits with status 1 when there is any problem."
     )

@@ -170,6 +170,7 @@ def _read_votes(indexes: list[SubmissionIndex], key: tuple[str, str], size: tupl
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
+        prog="python ensemble/vote_csv.py",
         description="Hard-vote submission CSVs: a pixel is kept when at least --min-votes CSVs "
         "have it. Rows are matched on (image_name, class)."
     )

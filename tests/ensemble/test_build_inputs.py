@@ -1,7 +1,8 @@
 """Inputs of ensemble/build.py that are rejected before any experiment or model is read.
 
 The experiment given here does not exist: each error must come from the early checks, so these
-tests run in a fraction of a second and prove that no slow work comes first.
+tests run in a fraction of a second and prove that no slow work comes first. The last test
+checks the usage line of every ensemble script.
 """
 
 from __future__ import annotations
@@ -80,3 +81,11 @@ def test_cli_errors_without_traceback(tmp_path):
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert f"--overlays {existing} exists and is not a folder" in result.stderr
+
+
+@pytest.mark.parametrize("script", ["build", "evaluate", "validate", "vote_csv"])
+def test_usage_names_the_command_to_type(script):
+    import importlib
+
+    module = importlib.import_module(f"ensemble.{script}")
+    assert module.build_parser().format_usage().startswith(f"usage: python ensemble/{script}.py ")
