@@ -72,9 +72,9 @@ def find_problems(
         default_size: (H, W) used when ``sizes`` is None.
 
     Returns:
-        The problems in file order, then the per-image problems (missing classes, images not
-        in ``sizes``: one problem per image, at its first row) and the images of ``sizes``
-        without rows; empty when the file is valid.
+        The problems in file order, then the per-image problems, then the images of ``sizes``
+        without rows; empty when the file is valid. Per-image problems are missing classes and
+        images not in ``sizes``, each reported once, at the image's first row.
     """
     path = Path(path)
     problems: list[Problem] = []

@@ -183,7 +183,8 @@ def test_invalid_rle_names_file_line_and_key(tmp_path, scored_dataset, text, pro
     )
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
-    assert f"line {line}:" in result.stderr and "('a.png', 'Ulna')" in result.stderr
+    assert f"line {line}:" in result.stderr
+    assert "('a.png', 'Ulna')" in result.stderr
 
 
 def test_missing_rows_and_images_are_warned(tmp_path, scored_dataset, caplog):
@@ -203,7 +204,8 @@ def test_missing_rows_and_images_are_warned(tmp_path, scored_dataset, caplog):
     assert "empty prediction" in rows_warning
     images_warning = next(w for w in warnings if "annotated images" in w)
     assert images_warning.startswith("1 annotated images")
-    assert "a.png" in images_warning and "not scored" in images_warning
+    assert "a.png" in images_warning
+    assert "not scored" in images_warning
 
     result = subprocess.run(
         [sys.executable, str(REPO_ROOT / "ensemble" / "evaluate.py"), str(csv_path), "--gt", str(root)],
