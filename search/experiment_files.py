@@ -80,6 +80,29 @@ def study_storage_url(experiment_dir: str | os.PathLike) -> str:
     return f"sqlite:///{Path(experiment_dir).resolve() / STUDY_FILE}"
 
 
+def create_study_storage(experiment_dir: str | os.PathLike) -> Any:
+    """Create ``optuna_study.db`` with Optuna's schema in place and return its RDBStorage.
+
+    The schema is written to a temporary file that is then renamed, so a reader that opens
+    the study while the search starts (``results.report``, a test) never finds a half-made
+    database. Otherwise the reader's Optuna would try to create the schema at the same time
+    and fail with "UNIQUE constraint failed: alembic_version.version_num".
+    """
+    import optuna
+
+    target = Path(experiment_dir).resolve() / STUDY_FILE
+    handle, temporary = tempfile.mkstemp(prefix=f".{STUDY_FILE}.", dir=target.parent)
+    os.close(handle)
+    try:
+        draft = optuna.storages.RDBStorage(f"sqlite:///{temporary}")
+        draft.engine.dispose()
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return optuna.storages.RDBStorage(study_storage_url(target.parent))
+
+
 def load_study(experiment_dir: str | os.PathLike) -> Any:
     """Open the Optuna study of a finished or running experiment.
 

@@ -280,7 +280,7 @@ def _build_tuner(
         max_t=space.epochs,
         sampler=optuna.samplers.TPESampler(seed=options.seed, n_startup_trials=n_startup),
         study_name=options.name,
-        storage=optuna.storages.RDBStorage(files.study_storage_url(experiment_dir)),
+        storage=files.create_study_storage(experiment_dir),
     )
     tune_config = tune.TuneConfig(
         metric=METRIC,
