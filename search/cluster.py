@@ -43,7 +43,7 @@ CONNECT_TIMEOUT_S = 5.0
 
 
 class ClusterConnectionError(ValueError):
-    """No Ray cluster answers at the address the search was told to join."""
+    """No Ray cluster accepts connections at the address given with --address."""
 
 
 class ResourceRequestError(ValueError):
@@ -147,9 +147,9 @@ def check_cluster_reachable(address: str, timeout_s: float = CONNECT_TIMEOUT_S) 
             pass
     except OSError as error:
         raise ClusterConnectionError(
-            f"no Ray cluster answers at {address} ({error}); start one with `ray start --head` "
-            "on the head node and pass the address it prints, or leave out --address to start "
-            "a local Ray instance"
+            f"no Ray cluster accepts connections at {address} ({error}); start one with "
+            "`ray start --head` on the head node and pass the address it prints, or leave out "
+            "--address to start a local Ray instance"
         ) from None
 
 

@@ -45,7 +45,7 @@ def test_palette_has_distinct_visible_colours():
     assert PALETTE.shape == (29, 3)
     assert PALETTE.dtype == np.uint8
     assert len({tuple(colour) for colour in PALETTE}) == 29
-    # Every colour stands out from gray bone: its channels differ by at least 60 levels.
+    # Every colour differs from gray bone: its channels differ by at least 60 levels.
     spread = PALETTE.max(axis=1).astype(int) - PALETTE.min(axis=1).astype(int)
     assert spread.min() >= 60
 

@@ -106,7 +106,7 @@ def test_unreachable_address_fails_at_once():
     from search.cluster import ClusterConnectionError, check_cluster_reachable
 
     address = f"127.0.0.1:{_unused_local_port()}"
-    with pytest.raises(ClusterConnectionError, match="no Ray cluster answers at 127.0.0.1") as caught:
+    with pytest.raises(ClusterConnectionError, match="no Ray cluster accepts connections at 127.0.0.1") as caught:
         check_cluster_reachable(address, timeout_s=2)
     assert "ray start --head" in str(caught.value)
 
@@ -126,5 +126,5 @@ def test_cli_with_unreachable_address_exits_2(tmp_path, synthetic_root, caplog):
                  str(tmp_path), "--address", f"127.0.0.1:{_unused_local_port()}"])
 
     assert code == 2
-    assert "no Ray cluster answers" in caplog.text
+    assert "no Ray cluster accepts connections" in caplog.text
     assert not (tmp_path / "joined").exists()
