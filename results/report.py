@@ -134,6 +134,11 @@ def format_report(report: Report, top: int) -> str:
         "",
     ]
     lines += [f"note: {note}" for note in report.notes]
+    if statuses.get("ERROR"):
+        lines.append(
+            f"note: {statuses['ERROR']} trial(s) ended with an error; each one's error.txt in its "
+            f"trial folder under {experiment.path} has the traceback"
+        )
     lines += [f"wrote {path}" for path in report.files.values()]
     return "\n".join(lines)
 

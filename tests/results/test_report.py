@@ -140,3 +140,17 @@ def test_report_imports_no_ray_or_torch():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert output.stdout.strip() == "[]"
+
+
+def test_errored_trial_points_to_error_file(peaking_experiment, tmp_path, capsys):
+    copy = Path(shutil.copytree(peaking_experiment.path, tmp_path / peaking_experiment.path.name))
+    failed = copy / "trial_89abcdef"
+    failed.mkdir()
+    (failed / "params.json").write_text("{}")
+    (failed / "error.txt").write_text("Traceback ...")
+
+    assert main([str(copy), "--out", str(tmp_path / "report")]) == 0
+    out = capsys.readouterr().out
+
+    assert "1 trial(s) ended with an error" in out
+    assert f"error.txt in its trial folder under {copy}" in out
