@@ -52,8 +52,8 @@ def validation_fold(config: dict[str, Any]) -> FoldInfo:
         )
     root, splits_path, fold = Path(data["root"]), Path(data["splits"]), int(data["fold"])
     _, val_names = fold_image_names(read_splits(splits_path), fold)
-    wanted = set(val_names)
-    samples = tuple(sample for sample in discover(root).train if sample.image_name in wanted)
+    val_name_set = set(val_names)
+    samples = tuple(sample for sample in discover(root).train if sample.image_name in val_name_set)
     if not samples:
         raise ValueError(
             f"none of the {len(val_names)} validation images of fold {fold} in {splits_path} "

@@ -37,7 +37,7 @@ def load_study(study_path: Path, study_name: str) -> optuna.Study:
             that study is opened.
 
     Raises:
-        ImportanceUnavailable: the file is missing, cannot be read, or holds no study of that
+        ImportanceUnavailable: the file is missing, cannot be read, or contains no study of that
             name among several.
     """
     if not study_path.is_file():

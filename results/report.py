@@ -39,7 +39,7 @@ PRINTED_CLASS_TRIALS = 5
 
 @dataclass
 class Report:
-    """What :func:`build_report` wrote and found.
+    """Outputs and findings of :func:`build_report`.
 
     Attributes:
         experiment: the experiment as read.

@@ -57,7 +57,7 @@ class TrialState:
 
 @dataclass(frozen=True)
 class ExperimentState:
-    """What Tune's experiment state file says about an experiment.
+    """Trial states and start time read from Tune's experiment state file.
 
     Attributes:
         trials: trial id to state.

@@ -3,7 +3,7 @@
 Ray 2.60 turns token authentication on for a local instance that ``ray.init()`` starts while
 ``RAY_AUTH_MODE`` is unset (``ray/_private/worker.py``): it sets ``RAY_AUTH_MODE=token`` and
 writes a random token to ``~/.ray/auth_token`` when none exists. The dashboard then returns
-HTTP 401 to every API request without the token, and its web page asks for the token in a
+HTTP 401 to every API request without the token, and its web page requests the token in a
 dialog, which stores it in an HttpOnly cookie. Ray looks for the token in ``RAY_AUTH_TOKEN``,
 then in the file named by ``RAY_AUTH_TOKEN_PATH``, then in ``~/.ray/auth_token``;
 ``ray get-auth-token`` prints it.

@@ -13,7 +13,7 @@ early score is almost always lower, so TPE learns "short runs are bad configs" i
 - a trial that stopped before the budget ends ``PRUNED`` with every per-epoch value as an
   intermediate value, so Optuna stores the last one as its value;
 - a trial that errored ends ``FAIL``; a trial that ended without any result ends ``FAIL`` too,
-  because it says nothing about its config.
+  because it gives no information about its config.
 
 Optuna's TPE (``optuna.samplers._tpe.sampler._split_trials``, Optuna 5.1) ranks every COMPLETE
 trial above every PRUNED one, and PRUNED trials among themselves by the last step reached, then
